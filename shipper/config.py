@@ -1,0 +1,359 @@
+"""YAML config decoded into msgspec Structs: interpolation, durations, regions, validation."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from .errors import ConfigError
+
+REGIONS: dict[str, str] = {
+    "us-east-1": "mypurecloud.com",
+    "us-east-2": "use2.us-gov-pure.cloud",
+    "us-west-2": "usw2.pure.cloud",
+    "ca-central-1": "cac1.pure.cloud",
+    "sa-east-1": "sae1.pure.cloud",
+    "eu-west-1": "mypurecloud.ie",
+    "eu-west-2": "euw2.pure.cloud",
+    "eu-central-1": "mypurecloud.de",
+    "eu-central-2": "euc2.pure.cloud",
+    "me-central-1": "mec1.pure.cloud",
+    "ap-south-1": "aps1.pure.cloud",
+    "ap-southeast-1": "apse1.pure.cloud",
+    "ap-southeast-2": "mypurecloud.com.au",
+    "ap-northeast-1": "mypurecloud.jp",
+    "ap-northeast-2": "apne2.pure.cloud",
+    "ap-northeast-3": "apne3.pure.cloud",
+    "mx-central-1": "mxc1.pure.cloud",
+}
+
+SCHEMAS = ("siem", "ecs", "ocsf", "cim", "asim", "raw", "custom")
+APIS = ("audits-query", "audits-realtime", "events-cursor")
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class Duration(float):
+    """Seconds, written in YAML as `30s`, `5m`, `2h`, `7d`."""
+
+
+class StartFrom(str):
+    """An ISO-8601 time or a lookback duration such as `24h`."""
+
+
+def parse_duration(text: object) -> Duration:
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return Duration(float(text))
+    if isinstance(text, str):
+        m = _DURATION.match(text)
+        if m:
+            return Duration(float(m.group(1)) * _UNITS[m.group(2)])
+    raise ValueError(f"{text!r} is not a duration: write a number and a unit, e.g. 30s, 5m, 2h, 7d")
+
+
+def parse_time(text: str) -> datetime:
+    """ISO-8601 (a zone is required, or UTC is assumed) to an aware UTC datetime."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def resolve_start(text: str, now: datetime) -> datetime:
+    """A start point: ISO time, or `now - duration`."""
+    if _DURATION.match(text):
+        return now - timedelta(seconds=parse_duration(text))
+    return parse_time(text)
+
+
+def _dec_hook(tp: type, obj: Any) -> Any:
+    if tp is Duration:
+        return parse_duration(obj)
+    if tp is StartFrom:
+        if not isinstance(obj, str):
+            raise ValueError(f"{obj!r} is neither an ISO-8601 time nor a duration such as 24h")
+        try:
+            resolve_start(obj, datetime.now(timezone.utc))
+        except ValueError:
+            raise ValueError(
+                f"{obj!r} is neither an ISO-8601 time (2026-01-15T00:00:00Z) nor a duration such as 24h"
+            ) from None
+        return StartFrom(obj)
+    raise NotImplementedError(tp)
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    pass
+
+
+class GenesysConfig(_Strict):
+    region: str = "us-east-1"
+    api_url: str | None = None
+    login_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    client_secret_file: str | None = None
+    api: Literal["audits-query", "audits-realtime", "events-cursor"] = "audits-query"
+    token_refresh_margin: Duration = Duration(500)
+    connect_timeout: Duration = Duration(10)
+    read_timeout: Duration = Duration(60)
+    allow_redirect: bool = False
+    proxy: str | None = None
+    ca_bundle: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.region not in REGIONS and not (self.api_url and self.login_url):
+            raise ValueError(
+                f"genesys.region {self.region!r} is unknown: use one of {', '.join(REGIONS)} "
+                "or set genesys.api_url and genesys.login_url"
+            )
+        if self.client_secret is not None and self.client_secret_file is not None:
+            raise ValueError("set genesys.client_secret or genesys.client_secret_file, not both")
+
+
+class PollConfig(_Strict):
+    start_from: StartFrom = StartFrom("24h")
+    interval: Duration = Duration(60)
+    settle_delay: Duration = Duration(30)
+    page_size: int = 100
+    late_window: Duration = Duration(1800)
+    health_interval: Duration = Duration(86400)
+    retention: Duration = Duration(365 * 86400)
+    max_window: Duration = Duration(31 * 86400)
+    query_timeout: Duration = Duration(600)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.page_size <= 500:
+            raise ValueError(f"poll.page_size {self.page_size} is out of range: use 1 to 500")
+        if self.interval <= 0:
+            raise ValueError("poll.interval must be positive, e.g. 60s")
+        if not 0 < self.max_window <= 31 * 86400:
+            raise ValueError("poll.max_window must be between 1s and 31d (the API's longest interval)")
+        if self.settle_delay > self.late_window:
+            raise ValueError("poll.settle_delay must not exceed poll.late_window")
+
+
+class RateLimitConfig(_Strict):
+    requests_per_minute: float = 300
+    max_retries: int = 8
+    backoff_base: Duration = Duration(1)
+    backoff_max: Duration = Duration(60)
+
+    def __post_init__(self) -> None:
+        if self.requests_per_minute <= 0:
+            raise ValueError("rate_limit.requests_per_minute must be positive, e.g. 300")
+        if self.max_retries < 0:
+            raise ValueError("rate_limit.max_retries must be 0 or more")
+
+
+class StateConfig(_Strict):
+    path: str = "genesys-audit-state.json"
+
+
+class Rule(_Strict):
+    """Matches an event when every given field matches (exact or glob)."""
+
+    service: str | None = None
+    entity_type: str | None = None
+    action: str | None = None
+    status: str | None = None
+    level: str | None = None
+    user_id: str | None = None
+
+
+class ReduceRule(_Strict):
+    match: Rule
+    keep: list[str]
+
+
+class TierRule(_Strict):
+    tier: str
+    rules: list[Rule]
+
+
+class FiltersConfig(_Strict):
+    include: list[Rule] = msgspec.field(default_factory=list)
+    exclude: list[Rule] = msgspec.field(default_factory=list)
+
+
+class RoutingConfig(_Strict):
+    tiers: list[TierRule] = msgspec.field(default_factory=list)
+    default_tier: str = "standard"
+
+
+class OutputConfig(_Strict):
+    schema: Literal["siem", "ecs", "ocsf", "cim", "asim", "raw", "custom"] = "siem"
+    template: dict[str, Any] | None = None
+    max_line_bytes: int = 65536
+    quarantine: str | None = None
+    reduce: list[ReduceRule] = msgspec.field(default_factory=list)
+    path: str | None = None
+    rotate_bytes: int = 100 * 1024 * 1024
+    keep_files: int = 5
+
+    def __post_init__(self) -> None:
+        if self.schema == "custom" and not self.template:
+            raise ValueError("output.schema is custom but output.template is empty: give a mapping")
+        if self.max_line_bytes < 1024:
+            raise ValueError(f"output.max_line_bytes {self.max_line_bytes} is too small: use 1024 or more")
+        if self.rotate_bytes < 4096 or self.keep_files < 1:
+            raise ValueError("output.rotate_bytes must be >= 4096 and output.keep_files >= 1")
+
+
+class MetricsConfig(_Strict):
+    textfile: str | None = None
+    stats_interval: Duration = Duration(60)
+
+
+class Config(_Strict):
+    genesys: GenesysConfig = msgspec.field(default_factory=GenesysConfig)
+    poll: PollConfig = msgspec.field(default_factory=PollConfig)
+    rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
+    state: StateConfig = msgspec.field(default_factory=StateConfig)
+    output: OutputConfig = msgspec.field(default_factory=OutputConfig)
+    filters: FiltersConfig = msgspec.field(default_factory=FiltersConfig)
+    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+
+    @property
+    def api_base(self) -> str:
+        return (self.genesys.api_url or f"https://api.{REGIONS[self.genesys.region]}").rstrip("/")
+
+    @property
+    def login_base(self) -> str:
+        return (self.genesys.login_url or f"https://login.{REGIONS[self.genesys.region]}").rstrip("/")
+
+
+def _interpolate(node: Any, env: dict[str, str], path: str) -> Any:
+    if isinstance(node, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            value = env.get(name)
+            if value is None or (value == "" and default is not None):
+                if default is None:
+                    raise ConfigError(
+                        f"{path or 'config'}: environment variable {name} is not set; "
+                        f"export it or write ${{{name}:-default}}"
+                    )
+                return default
+            return value
+
+        return _VAR.sub(sub, node)
+    if isinstance(node, dict):
+        return {k: _interpolate(v, env, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(node)]
+    return node
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(key: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{key}: {url!r} is not an http(s) URL; write e.g. https://api.mypurecloud.com")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{key}: plain http is allowed only for loopback hosts, not {parts.hostname!r}; use https://"
+        )
+
+
+def _key_of(message: str) -> str:
+    m = re.search(r"at `\$\.?([^`]*)`", message)
+    return m.group(1) if m else ""
+
+
+def config_from_mapping(data: Any, source: str = "config", env: dict[str, str] | None = None) -> Config:
+    """Validate an already-parsed mapping (from YAML) into a Config."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections (genesys:, poll:, ...)")
+    data = _interpolate(data, dict(os.environ) if env is None else env, "")
+    try:
+        cfg = msgspec.convert(data, Config, dec_hook=_dec_hook, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        key = _key_of(text)
+        detail = re.sub(r"\s*-\s*at `[^`]*`$", "", text)
+        if "unknown field" in detail:
+            field = re.search(r"`([^`]*)`", detail)
+            name = f"{key}.{field.group(1)}" if key and field else (field.group(1) if field else key)
+            raise ConfigError(
+                f"{source}: unknown key {name!r}; check its spelling against the README's config table"
+            ) from None
+        where = f" at {key}" if key and key not in detail else ""
+        raise ConfigError(f"{source}:{where} {detail}") from None
+    for key, url in (("genesys.api_url", cfg.genesys.api_url), ("genesys.login_url", cfg.genesys.login_url)):
+        if url:
+            check_url(key, url)
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found; pass --config PATH to an existing YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config file ({exc.strerror}); check its permissions") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{p}:{where}: YAML syntax error ({problem}); fix the YAML") from None
+    return config_from_mapping(data, str(p), env)
+
+
+def read_secret(cfg: Config) -> str:
+    """The client secret, from the config value or from its file; never logged."""
+    g = cfg.genesys
+    if g.client_secret_file:
+        try:
+            secret = Path(g.client_secret_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"genesys.client_secret_file: cannot read {g.client_secret_file!r} ({exc.strerror})"
+            ) from None
+        if not secret:
+            raise ConfigError(f"genesys.client_secret_file: {g.client_secret_file!r} is empty")
+        return secret
+    if not g.client_secret:
+        raise ConfigError(
+            "genesys.client_secret is not set: use client_secret: ${GENESYS_CLIENT_SECRET} "
+            "or client_secret_file"
+        )
+    return g.client_secret
+
+
+def require_credentials(cfg: Config) -> tuple[str, str]:
+    if not cfg.genesys.client_id:
+        raise ConfigError("genesys.client_id is not set: use client_id: ${GENESYS_CLIENT_ID}")
+    return cfg.genesys.client_id, read_secret(cfg)

@@ -1,0 +1,214 @@
+"""NDJSON out: one msgspec encoder, bounded line size, one flush per page.
+
+Sinks: stdout (for an exec input) or a size-rotated file (sidecar mode). A page is written and
+flushed before the checkpoint may advance past it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+import msgspec
+
+from .errors import OutputClosed
+
+MARKER = "_truncated"
+_MIN_KEEP = 64
+
+
+class Sink(Protocol):
+    def write_page(self, lines: list[bytes]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _strings(node: Any, path: tuple[Any, ...], out: list[tuple[int, tuple[Any, ...]]]) -> None:
+    if isinstance(node, str):
+        if len(node) > _MIN_KEEP:
+            out.append((len(node.encode("utf-8")), path))
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            _strings(v, (*path, k), out)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _strings(v, (*path, i), out)
+
+
+def _containers(node: Any, path: tuple[Any, ...], out: list[tuple[int, tuple[Any, ...]]], enc: Any) -> None:
+    if isinstance(node, (dict, list)) and path:
+        out.append((len(enc(node)), path))
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for k, v in items:
+        if isinstance(v, (dict, list)):
+            _containers(v, (*path, k), out, enc)
+
+
+def _set(doc: Any, path: tuple[Any, ...], value: Any) -> None:
+    for part in path[:-1]:
+        doc = doc[part]
+    doc[path[-1]] = value
+
+
+def _get(doc: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        doc = doc[part]
+    return doc
+
+
+def shrink_line(line: bytes, limit: int, protect: frozenset[str] = frozenset()) -> bytes:
+    """Cut the largest string values (then the largest containers) until `line` + newline fits.
+
+    Deterministic; keeps valid JSON, the top-level keys in `protect` and a marker with the size.
+    """
+    enc = msgspec.json.encode
+    doc = msgspec.json.decode(line)
+    original = len(line)
+    if not isinstance(doc, dict):
+        doc = {"value": doc}
+    cut: list[str] = []
+    doc[MARKER] = {"original_bytes": original, "cut": cut}
+
+    def size() -> int:
+        return len(enc(doc)) + 1
+
+    strings: list[tuple[int, tuple[Any, ...]]] = []
+    _strings(doc, (), strings)
+    strings.sort(key=lambda x: (-x[0], repr(x[1])))
+    for _, path in strings:
+        excess = size() - limit
+        if excess <= 0:
+            break
+        if len(path) == 1 and path[0] in protect:
+            continue
+        value: str = _get(doc, path)
+        keep = max(0, len(value) - excess - 32)
+        _set(doc, path, value[:keep] + "…[truncated]")
+        cut.append(".".join(map(str, path)))
+    while size() > limit:
+        boxes: list[tuple[int, tuple[Any, ...]]] = []
+        _containers({k: v for k, v in doc.items() if k != MARKER and k not in protect}, (), boxes, enc)
+        if not boxes:
+            break
+        boxes.sort(key=lambda x: (-x[0], repr(x[1])))
+        _, path = boxes[0]
+        _set(doc, path, "[truncated]")
+        cut.append(".".join(map(str, path)))
+    if size() > limit:
+        # Last resort: keep only the protected keys and the marker.
+        doc = {k: v for k, v in doc.items() if k in protect}
+        doc[MARKER] = {"original_bytes": original, "cut": ["*"]}
+    return enc(doc)
+
+
+class LineEncoder:
+    """Encodes records to single NDJSON lines no longer than `max_line_bytes` (newline included)."""
+
+    def __init__(self, max_line_bytes: int, protect: frozenset[str] = frozenset()) -> None:
+        self.max_line_bytes = max_line_bytes
+        self.protect = protect
+        self._encoder = msgspec.json.Encoder()
+        self.shrunk = 0
+
+    def encode(self, record: Any) -> bytes:
+        line = self._encoder.encode(record)
+        if len(line) + 1 > self.max_line_bytes:
+            self.shrunk += 1
+            line = shrink_line(line, self.max_line_bytes, self.protect)
+        return line
+
+
+class StdoutSink:
+    """Writes pages to a binary stream; EPIPE becomes OutputClosed, never a traceback."""
+
+    def __init__(self, stream: BinaryIO | None = None) -> None:
+        self.stream = stream or sys.stdout.buffer
+
+    def write_page(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        try:
+            self.stream.write(b"\n".join(lines) + b"\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) and exc.errno not in (32, None):
+                raise
+            self._detach()
+            raise OutputClosed("stdout was closed by its reader") from None
+
+    def _detach(self) -> None:
+        # Point fd 1 at /dev/null so the interpreter's final flush cannot raise again.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stream.flush()
+
+
+class RotatingFileSink:
+    """NDJSON file with size-based rotation (path, path.1 … path.N); fsync per page."""
+
+    def __init__(self, path: str, rotate_bytes: int, keep_files: int) -> None:
+        self.path = Path(path)
+        self.rotate_bytes = rotate_bytes
+        self.keep_files = keep_files
+        self._fh: BinaryIO = open(self.path, "ab")  # noqa: SIM115 - held for the sink's lifetime
+        self._size = self._fh.tell()
+
+    def _rotate(self) -> None:
+        self._fh.close()
+        for i in range(self.keep_files - 1, 0, -1):
+            src = self.path.with_name(f"{self.path.name}.{i}")
+            if src.exists():
+                os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        extra = self.path.with_name(f"{self.path.name}.{self.keep_files + 1}")
+        if extra.exists():
+            extra.unlink()
+        self._fh = open(self.path, "ab")  # noqa: SIM115
+        self._size = 0
+
+    def write_page(self, lines: list[bytes]) -> None:
+        for line in lines:
+            if self._size and self._size + len(line) + 1 > self.rotate_bytes:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._rotate()
+            self._fh.write(line + b"\n")
+            self._size += len(line) + 1
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class Quarantine:
+    """Events that fail validation: appended to a file, or logged; always counted."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.count = 0
+        self._fh: BinaryIO | None = open(path, "ab") if path else None  # noqa: SIM115
+
+    def add(self, raw: bytes, reason: str) -> None:
+        from . import logs
+
+        self.count += 1
+        if self._fh is not None:
+            doc = {"reason": reason, "raw": raw.decode("utf-8", "replace")}
+            self._fh.write(msgspec.json.encode(doc) + b"\n")
+            logs.warning("event quarantined", reason=reason, file=self.path)
+        else:
+            logs.error("event quarantined", reason=reason, raw=raw[:2000].decode("utf-8", "replace"))
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())

@@ -1,0 +1,264 @@
+"""The engine loop: late pass, main pass, write, then checkpoint. It does not know the source."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from . import logs
+from .checkpoint import CheckpointStore, State
+from .config import Config, resolve_start
+from .emitter import LineEncoder, Quarantine, Sink
+from .errors import ApiError, Interrupted, OutputClosed, ShipperError
+from .filters import make_filter, make_reducer, make_tiering, reduce_payload
+from .models import InvalidEvent, decode_event, format_ms
+from .window import Ledger, id_hash
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
+    from .sources import Source
+
+
+def _iso(ts: float) -> str:
+    return format_ms(int(ts * 1000))
+
+
+class Engine:
+    def __init__(
+        self,
+        cfg: Config,
+        source: Source,
+        store: CheckpointStore,
+        sink: Sink,
+        *,
+        stop: threading.Event,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        progress: Callable[[int, int, int, int], None] | None = None,
+    ) -> None:
+        from .schemas import build_mapper
+
+        self.cfg = cfg
+        self.source = source
+        self.store = store
+        self.sink = sink
+        self.stop = stop
+        self.metrics = metrics
+        self.clock = clock
+        self.progress = progress
+        self.map = build_mapper(cfg)
+        self.keep = make_filter(cfg.filters)
+        self.tier_of = make_tiering(cfg.routing.tiers, cfg.routing.default_tier)
+        self.reduce_for = make_reducer(cfg.output.reduce)
+        self.encoder = LineEncoder(cfg.output.max_line_bytes, protect=_protected(cfg.output.schema))
+        self.quarantine = Quarantine(cfg.output.quarantine)
+        self.state = State()
+        self.ledger = Ledger(0, 0)
+        self.deadline: float | None = None
+        self.filtered = 0
+        self.duplicates = 0
+        self.pages = 0
+        self._slowest_page = 0.0
+
+    # -- state ---------------------------------------------------------------------------------
+    def load(self) -> None:
+        state = self.store.load()
+        now = self.clock()
+        if state is None or state.frontier_ms is None:
+            start = resolve_start(str(self.cfg.poll.start_from), datetime.fromtimestamp(now, timezone.utc))
+            start_ms = int(start.timestamp() * 1000)
+            self.state = state or State()
+            self.ledger = Ledger(start_ms, start_ms)
+            logs.info("first run: starting", start=format_ms(start_ms))
+        else:
+            self.state = state
+            try:
+                seen = Ledger.unpack_seen(state.seen)
+            except ValueError as exc:
+                from .errors import StateError
+
+                raise StateError(f"state file {str(self.store.path)!r} is corrupt ({exc})") from None
+            recheck = state.recheck_ms if state.recheck_ms is not None else state.frontier_ms
+            self.ledger = Ledger(state.frontier_ms, recheck, seen)
+            logs.info("resuming", position=format_ms(state.frontier_ms), recheck=format_ms(recheck),
+                      remembered_ids=len(seen))
+
+    def save(self) -> None:
+        s = self.state
+        s.frontier_ms = self.ledger.frontier
+        s.recheck_ms = self.ledger.recheck
+        s.seen = self.ledger.pack_seen()
+        s.quarantined = self.quarantine.count + (s.quarantined if self._carry_quarantine else 0)
+        s.updated_at = _iso(self.clock())
+        self.store.save(s)
+
+    _carry_quarantine = False
+
+    # -- one pass over an interval ------------------------------------------------------------
+    def _pass(self, start_ms: int, end_ms: int, *, late: bool, final_before_ms: int) -> None:
+        """Read [start, end), write new events page by page, checkpoint after each page."""
+        ledger = self.ledger
+        # The main pass may move `recheck` only while nothing before it awaits a re-read.
+        track_recheck = late or ledger.recheck >= ledger.frontier
+        started = time.monotonic()
+        for raws in self.source.pages(start_ms, end_ms):
+            t0 = time.monotonic()
+            lines, last_ts = self._process(raws)
+            self.sink.write_page(lines)
+            self.quarantine.flush()
+            self.pages += 1
+            self.state.emitted += len(lines)
+            if last_ts is not None:
+                if late:
+                    ledger.advance_recheck(last_ts)
+                else:
+                    ledger.advance_frontier(last_ts)
+                    if track_recheck:
+                        ledger.advance_recheck(min(last_ts, final_before_ms))
+            self.save()
+            if self.metrics:
+                self.metrics.page(len(lines), ledger.frontier)
+            if self.progress and not late:
+                self.progress(start_ms, end_ms, ledger.frontier, self.state.emitted)
+            self._slowest_page = max(self._slowest_page, time.monotonic() - t0)
+            if self._should_stop():
+                raise Interrupted("stopping at a page boundary")
+        if late:
+            ledger.advance_recheck(end_ms)
+        else:
+            ledger.advance_frontier(end_ms)
+            if track_recheck:
+                ledger.advance_recheck(min(end_ms, final_before_ms))
+        self.save()
+        logs.debug("pass done", late=late, start=format_ms(start_ms), end=format_ms(end_ms),
+                   seconds=round(time.monotonic() - started, 3))
+
+    def _should_stop(self) -> bool:
+        if self.stop.is_set():
+            return True
+        # Stop before a page that might not finish ahead of --max-runtime.
+        return self.deadline is not None and time.monotonic() + 2 * self._slowest_page + 0.5 > self.deadline
+
+    def _process(self, raws: list[msgspec.Raw]) -> tuple[list[bytes], int | None]:
+        lines: list[bytes] = []
+        last_ts: int | None = None
+        ledger, keep, encode, mapper = self.ledger, self.keep, self.encoder.encode, self.map
+        for raw in raws:
+            try:
+                event, ts = decode_event(raw)
+            except InvalidEvent as exc:
+                self.quarantine.add(bytes(raw), str(exc))
+                continue
+            last_ts = ts if last_ts is None or ts > last_ts else last_ts
+            h = id_hash(event.id)
+            if h in ledger.seen:
+                self.duplicates += 1
+                continue
+            ledger.remember(h, ts)
+            if not keep(event):
+                self.filtered += 1
+                continue
+            keep_paths = self.reduce_for(event)
+            if keep_paths is not None:
+                reduced = reduce_payload(msgspec.json.decode(raw), keep_paths)
+                raw = msgspec.Raw(msgspec.json.encode(reduced))
+                event, _ = decode_event(raw) if "eventDate" in reduced and "id" in reduced else (event, ts)
+            lines.append(encode(mapper(event, raw, self.tier_of(event))))
+        return lines, last_ts
+
+    # -- cycles --------------------------------------------------------------------------------
+    def cycle(self) -> None:
+        """Re-read what reached the late window's age, then catch up to now minus settle_delay."""
+        poll = self.cfg.poll
+        now = self.clock()
+        now_ms = int(now * 1000)
+        horizon = now_ms - int(poll.settle_delay * 1000)
+        final_before = now_ms - int(poll.late_window * 1000)
+        oldest = now_ms - int(poll.retention * 1000)
+        ledger = self.ledger
+        if ledger.frontier < oldest:
+            logs.error("position is older than poll.retention: events before it are gone",
+                       position=format_ms(ledger.frontier), oldest=format_ms(oldest))
+            self.state.gaps += 1
+            if self.metrics:
+                self.metrics.gap()
+            ledger.frontier = oldest
+            ledger.advance_recheck(oldest)
+            ledger.recheck = max(ledger.recheck, oldest)
+        late_end = min(ledger.frontier, final_before)
+        if ledger.recheck < late_end:
+            self._pass(ledger.recheck, late_end, late=True, final_before_ms=final_before)
+        if ledger.frontier < horizon:
+            self._pass(ledger.frontier, horizon, late=False, final_before_ms=final_before)
+        self.state.last_success = _iso(self.clock())
+        self.save()
+
+    def run(self, *, once: bool, max_runtime: float | None = None) -> None:
+        if max_runtime:
+            self.deadline = time.monotonic() + max_runtime
+            timer = threading.Timer(max(0.0, max_runtime - 1.0), self.stop.set)
+            timer.daemon = True
+            timer.start()
+        next_health = time.monotonic() + self.cfg.poll.health_interval
+        health_backoff = 60.0
+        try:
+            while not self.stop.is_set():
+                try:
+                    self.cycle()
+                except ApiError as exc:
+                    self._record_error(exc)
+                    if once:
+                        raise
+                    logs.error("cycle failed; the position did not move, retrying next interval",
+                               reason=str(exc))
+                if once:
+                    return
+                if self.metrics:
+                    self.metrics.maybe_report(self.ledger.frontier)
+                if time.monotonic() >= next_health:
+                    next_health, health_backoff = self._health(next_health, health_backoff)
+                if self.stop.wait(self.cfg.poll.interval):
+                    break
+        except Interrupted:
+            logs.info("stopped at a page boundary", position=format_ms(self.ledger.frontier))
+        except OutputClosed:
+            logs.warning("stdout closed by reader; stopping without advancing past unwritten events",
+                         position=format_ms(self.ledger.frontier))
+        finally:
+            self.sink.close()
+
+    def _health(self, due: float, backoff: float) -> tuple[float, float]:
+        """The 24-hour health probe: a one-event query. Failures retry with growing delays."""
+        try:
+            got = self.source.probe()
+        except ShipperError as exc:
+            logs.error("health probe failed", reason=str(exc), retry_in_s=int(backoff))
+            self._record_error(exc)
+            return time.monotonic() + backoff, min(backoff * 2, float(self.cfg.poll.health_interval))
+        logs.info("health probe ok", events=got)
+        self.state.last_health = _iso(self.clock())
+        return time.monotonic() + self.cfg.poll.health_interval, 60.0
+
+    def _record_error(self, exc: Exception) -> None:
+        self.state.last_error = str(exc)[:500]
+        self.state.last_error_at = _iso(self.clock())
+        try:
+            self.save()
+        except OSError:
+            pass
+
+
+def _protected(schema: str) -> frozenset[str]:
+    """Top-level keys that shrinking never cuts (ids and times)."""
+    return frozenset({
+        "siem_event_id", "siem_timestamp", "siem_event_type", "audit_tier",
+        "id", "eventDate", "@timestamp", "event", "time", "metadata", "class_uid", "category_uid",
+        "activity_id", "type_uid", "severity_id", "EventOriginalUid", "EventStartTime", "EventEndTime",
+        "EventType", "EventResult", "EventSchema", "EventSchemaVersion", "EventProduct", "EventVendor",
+        "object_id", "action", "_time",
+    })

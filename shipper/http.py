@@ -1,0 +1,254 @@
+"""The HTTP client: the only place that waits, paces or retries."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import msgspec
+import requests
+
+from . import logs
+from .auth import TokenProvider, describe_token_failure
+from .errors import ApiError, AuthError, Interrupted
+
+T = TypeVar("T")
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class ErrorBody(msgspec.Struct):
+    message: str | None = None
+    code: str | None = None
+    status: int | None = None
+    contextId: str | None = None  # noqa: N815 - the API's spelling
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+    return rng.uniform(0, min(cap, base * (2**attempt)))
+
+
+def retry_after_delay(floor: float, rng: random.Random) -> float:
+    """Retry-After is a floor; 0-30 % jitter on top spreads concurrent clients."""
+    return floor * (1 + rng.uniform(0, 0.3))
+
+
+class Stats:
+    """Counters the metrics module reads."""
+
+    def __init__(self) -> None:
+        self.by_status: Counter[str] = Counter()
+        self.retries = 0
+        self.throttled = 0
+        self.requests = 0
+
+
+class HttpClient:
+    def __init__(
+        self,
+        *,
+        requests_per_minute: float = 300,
+        max_retries: int = 8,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        connect_timeout: float = 10,
+        read_timeout: float = 60,
+        proxy: str | None = None,
+        ca_bundle: str | None = None,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        user_agent: str = "genesys-audit-shipper",
+    ) -> None:
+        self.interval = 60.0 / requests_per_minute
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.timeout = (connect_timeout, read_timeout)
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = user_agent
+        self.session.headers["Accept"] = "application/json"
+        if proxy:
+            self.session.proxies.update({"https": proxy, "http": proxy})
+        if ca_bundle:
+            self.session.verify = ca_bundle
+        self.tokens: TokenProvider | None = None
+        self.stats = Stats()
+        self._next_slot = 0.0
+        self._not_before = 0.0
+        self._pace_lock = threading.Lock()
+
+    # -- waiting -------------------------------------------------------------------------------
+    def sleep(self, seconds: float) -> None:
+        """Wait, but wake at once on stop."""
+        if seconds > 0 and self.stop.wait(seconds):
+            raise Interrupted("stopped while waiting")
+        if self.stop.is_set():
+            raise Interrupted("stopped")
+
+    def _pace(self) -> None:
+        with self._pace_lock:
+            now = self.clock()
+            start = max(now, self._next_slot, self._not_before)
+            self._next_slot = start + self.interval
+        self.sleep(start - now)
+        # A Retry-After can arrive while this thread waited for its slot.
+        while (late := self._not_before - self.clock()) > 0:
+            self.sleep(late)
+
+    # -- requests ------------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        authenticated: bool = True,
+        expect: tuple[int, ...] = (200,),
+        decode: type[T] | None = None,
+        what: str = "request",
+        max_retries: int | None = None,
+    ) -> Any:
+        """Send with pacing and retries. Returns the decoded body, or the Response if decode is None."""
+        retries_left = self.max_retries if max_retries is None else max_retries
+        attempt = 0
+        refreshed = False
+        last = ""
+        while True:
+            self._pace()
+            hdrs = dict(headers or {})
+            token = None
+            if authenticated and self.tokens is not None:
+                token = self.tokens.token()
+                hdrs["Authorization"] = f"Bearer {token}"
+            body = msgspec.json.encode(json) if json is not None else None
+            if body is not None:
+                hdrs["Content-Type"] = "application/json"
+            self.stats.requests += 1
+            wait: float | None = None
+            try:
+                resp = self.session.request(
+                    method, url, params=params, data=body if body is not None else data, headers=hdrs,
+                    timeout=self.timeout, allow_redirects=False,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                self.stats.by_status["error"] += 1
+                last = f"{type(exc).__name__}"
+            else:
+                status = resp.status_code
+                self.stats.by_status[str(status)] += 1
+                if status in expect:
+                    if decode is None:
+                        return resp
+                    try:
+                        return msgspec.json.decode(resp.content, type=decode)
+                    except msgspec.DecodeError as exc:
+                        last = f"invalid JSON in a {status} answer ({str(exc)[:80]})"
+                    except msgspec.ValidationError as exc:
+                        raise ApiError(f"{what}: unexpected answer shape: {exc}", status) from None
+                elif status == 401 and authenticated and self.tokens is not None:
+                    self.tokens.invalidate(token)
+                    last = "401 unauthorized"
+                    if not refreshed:
+                        refreshed = True
+                        logs.warning("401 from API, refreshing the token and retrying", what=what)
+                        continue
+                elif status == 429:
+                    self.stats.throttled += 1
+                    floor = parse_retry_after(resp.headers.get("Retry-After"))
+                    wait = retry_after_delay(floor if floor is not None else 1.0, self.rng)
+                    last = f"429 rate limited (Retry-After {resp.headers.get('Retry-After')})"
+                elif status in RETRY_STATUSES:
+                    floor = parse_retry_after(resp.headers.get("Retry-After"))
+                    if floor is not None:
+                        wait = retry_after_delay(floor, self.rng)
+                    last = f"{status} {_describe(resp)}"
+                else:
+                    err = _error_body(resp)
+                    message = err.message or resp.reason or "error"
+                    if not authenticated and status in (400, 401):
+                        raise AuthError(f"{what}: {describe_token_failure(status)}", status, err.code)
+                    raise ApiError(
+                        f"{what}: HTTP {status} {err.code or ''} {message}".replace("  ", " ").strip()
+                        + (f" (contextId {err.contextId})" if err.contextId else ""),
+                        status,
+                        err.code,
+                    )
+            if retries_left <= 0:
+                raise ApiError(f"{what}: giving up after {self.max_retries} retries; last error: {last}")
+            retries_left -= 1
+            if wait is None:
+                wait = backoff_delay(attempt, self.backoff_base, self.backoff_max, self.rng)
+            else:
+                # Retry-After binds every request of this client, not only this one.
+                with self._pace_lock:
+                    self._not_before = max(self._not_before, self.clock() + wait)
+            attempt += 1
+            self.stats.retries += 1
+            logs.warning("retrying", what=what, reason=last, wait_s=round(wait, 3), attempt=attempt)
+            self.sleep(wait)
+
+    def poll(
+        self,
+        url: str,
+        done: Callable[[T], bool],
+        decode: type[T],
+        *,
+        what: str,
+        timeout: float = 600,
+        first_wait: float = 0.05,
+        max_wait: float = 5.0,
+    ) -> T:
+        """GET `url` until `done(body)`; the wait between polls grows 1.6x up to `max_wait`."""
+        deadline = self.clock() + timeout
+        wait = first_wait
+        while True:
+            body = self.request("GET", url, expect=(200, 202), decode=decode, what=what)
+            if done(body):
+                return body
+            if self.clock() + wait > deadline:
+                raise ApiError(f"{what}: not finished after {int(timeout)}s; raise poll.query_timeout")
+            self.sleep(wait)
+            wait = min(max_wait, wait * 1.6)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _error_body(resp: requests.Response) -> ErrorBody:
+    try:
+        return msgspec.json.decode(resp.content or b"{}", type=ErrorBody)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ErrorBody()
+
+
+def _describe(resp: requests.Response) -> str:
+    err = _error_body(resp)
+    return " ".join(x for x in (err.code, err.contextId and f"contextId={err.contextId}") if x) or resp.reason

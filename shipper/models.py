@@ -1,0 +1,103 @@
+"""Typed API payloads, decoded straight from response bytes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+
+class Ref(msgspec.Struct):
+    id: str | None = None
+    name: str | None = None
+    selfUri: str | None = None  # noqa: N815
+
+
+class PropertyChange(msgspec.Struct):
+    property: str | None = None
+    oldValues: list[Any] = []  # noqa: N815
+    newValues: list[Any] = []  # noqa: N815
+
+
+class Message(msgspec.Struct):
+    localizableMessageCode: str | None = None  # noqa: N815
+    message: str | None = None
+    messageWithParams: str | None = None  # noqa: N815
+    messageParams: dict[str, Any] | None = None  # noqa: N815
+
+
+class AuditEvent(msgspec.Struct):
+    """An AuditLogMessage. Only `id` and `eventDate` are required; the rest are open strings."""
+
+    id: str
+    eventDate: str  # noqa: N815
+    userHomeOrgId: str | None = None  # noqa: N815
+    user: Ref | None = None
+    client: Ref | None = None
+    remoteIp: list[str] = []  # noqa: N815
+    serviceName: str | None = None  # noqa: N815
+    level: str | None = None
+    message: Message | None = None
+    action: str | None = None
+    entity: Ref | None = None
+    entityType: str | None = None  # noqa: N815
+    status: str | None = None
+    application: str | None = None
+    transactionInitiator: bool | None = None  # noqa: N815
+    propertyChanges: list[PropertyChange] = []  # noqa: N815
+    context: dict[str, Any] | None = None
+
+
+class QueryStatus(msgspec.Struct):
+    id: str
+    state: str
+    interval: str | None = None
+    errorMessage: str | None = None  # noqa: N815
+
+
+class ResultsPage(msgspec.Struct):
+    """One page of results: entities stay raw bytes so the output can embed them unchanged."""
+
+    entities: list[msgspec.Raw] = []
+    cursor: str | None = None
+    pageSize: int | None = None  # noqa: N815
+    downloadUrl: str | None = None  # noqa: N815
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be decoded or has a bad date: it goes to quarantine."""
+
+
+_event_decoder = msgspec.json.Decoder(AuditEvent)
+
+
+def parse_event_time_ms(text: str) -> int:
+    """eventDate (ISO-8601, UTC) to epoch milliseconds."""
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        raise ValueError("eventDate has no time zone")
+    return round(dt.timestamp() * 1000)
+
+
+def decode_event(raw: bytes | msgspec.Raw) -> tuple[AuditEvent, int]:
+    """Decode one raw event; raise InvalidEvent with the reason when it is malformed."""
+    try:
+        event = _event_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidEvent(str(exc)) from None
+    if not event.id:
+        raise InvalidEvent("empty id")
+    try:
+        ts = parse_event_time_ms(event.eventDate)
+    except ValueError:
+        raise InvalidEvent(f"bad eventDate {event.eventDate[:40]!r}") from None
+    return event, ts
+
+
+def format_ms(ms: int) -> str:
+    """Epoch ms to the API's interval format, e.g. 2026-01-15T00:00:00.000Z."""
+    secs, rem = divmod(ms, 1000)
+    return datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{rem:03d}Z"

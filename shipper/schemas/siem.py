@@ -1,0 +1,44 @@
+"""The guide's SIEM mapping, taken from the real audit event."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from . import Mapper, event_type
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..models import AuditEvent
+
+
+class SiemRecord(msgspec.Struct):
+    siem_timestamp: str
+    siem_event_id: str
+    siem_actor_id: str | None
+    siem_actor_name: str | None
+    siem_event_type: str
+    siem_entity_id: str | None
+    siem_entity_type: str | None
+    siem_raw_payload: msgspec.Raw
+    audit_tier: str
+
+
+def to_siem(event: AuditEvent, raw: msgspec.Raw, tier: str) -> SiemRecord:
+    user, entity = event.user, event.entity
+    return SiemRecord(
+        event.eventDate,
+        event.id,
+        user.id if user else None,
+        user.name if user else None,
+        event_type(event),
+        entity.id if entity else None,
+        event.entityType,
+        raw,
+        tier,
+    )
+
+
+def build(cfg: Config) -> Mapper:
+    return to_siem
