@@ -14,6 +14,7 @@ from .errors import EXIT_CONFIG, EXIT_RUNTIME, ConfigError, ShipperError
 if TYPE_CHECKING:
     from .config import Config
     from .engine import Engine
+    from .http import HttpClient
 
 EPILOG = """\
 exit codes:
@@ -86,33 +87,42 @@ def _install_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def build_engine(cfg: Config, stop: threading.Event, *, state_path: str | None = None,
-                 progress: bool = False) -> Engine:
-    """Wire config → auth → HTTP client → source → checkpoint → emitter → engine."""
+def build_client(cfg: Config, stop: threading.Event, max_retries: int | None = None) -> HttpClient:
+    """The HTTP client with its TokenProvider attached."""
     from .auth import TokenProvider
-    from .checkpoint import CheckpointStore
     from .config import require_credentials
-    from .emitter import RotatingFileSink, StdoutSink
-    from .engine import Engine
     from .http import HttpClient
-    from .metrics import Metrics
-    from .sources import build_source
 
     client_id, secret = require_credentials(cfg)
-    store = CheckpointStore(state_path or cfg.state.path)
-    store.acquire()
     g, rl = cfg.genesys, cfg.rate_limit
     client = HttpClient(
-        requests_per_minute=rl.requests_per_minute, max_retries=rl.max_retries, backoff_base=rl.backoff_base,
-        backoff_max=rl.backoff_max, connect_timeout=g.connect_timeout, read_timeout=g.read_timeout,
-        proxy=g.proxy, ca_bundle=g.ca_bundle, stop=stop, user_agent=f"genesys-audit-shipper/{__version__}",
+        requests_per_minute=rl.requests_per_minute,
+        max_retries=rl.max_retries if max_retries is None else max_retries,
+        backoff_base=rl.backoff_base, backoff_max=rl.backoff_max, connect_timeout=g.connect_timeout,
+        read_timeout=g.read_timeout, proxy=g.proxy, ca_bundle=g.ca_bundle, stop=stop,
+        user_agent=f"genesys-audit-shipper/{__version__}",
     )
     tokens = TokenProvider(f"{cfg.login_base}/oauth/token", client_id, secret, margin=g.token_refresh_margin)
     tokens.client = client
     client.tokens = tokens
+    return client
+
+
+def build_engine(cfg: Config, stop: threading.Event, *, state_path: str | None = None,
+                 progress: bool = False) -> Engine:
+    """Wire config → auth → HTTP client → source → checkpoint → emitter → engine."""
+    from .checkpoint import CheckpointStore
+    from .emitter import RotatingFileSink, StdoutSink
+    from .engine import Engine
+    from .metrics import Metrics
+    from .sources import build_source
+
+    client = build_client(cfg, stop)
+    store = CheckpointStore(state_path or cfg.state.path)
+    store.acquire()
     metrics = Metrics(client.stats, cfg.metrics.textfile, cfg.metrics.stats_interval)
     sink = (RotatingFileSink(cfg.output.path, cfg.output.rotate_bytes, cfg.output.keep_files)
-            if cfg.output.path else StdoutSink())
+            if cfg.output.path else StdoutSink(stop=stop))
     source = build_source(cfg, client)
     reporter = None
     if progress and sys.stderr.isatty():

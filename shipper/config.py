@@ -280,6 +280,9 @@ def check_url(key: str, url: str) -> None:
         )
 
 
+_CHOICES = {"output.schema": SCHEMAS, "genesys.api": APIS}
+
+
 def _key_of(message: str) -> str:
     m = re.search(r"at `\$\.?([^`]*)`", message)
     return m.group(1) if m else ""
@@ -304,7 +307,9 @@ def config_from_mapping(data: Any, source: str = "config", env: dict[str, str] |
             raise ConfigError(
                 f"{source}: unknown key {name!r}; check its spelling against the README's config table"
             ) from None
-        where = f" at {key}" if key and key not in detail else ""
+        if key in _CHOICES and "enum" in detail:
+            detail = f"{detail}; use one of {', '.join(_CHOICES[key])}"
+        where = f" {key}:" if key and key not in detail else ""
         raise ConfigError(f"{source}:{where} {detail}") from None
     for key, url in (("genesys.api_url", cfg.genesys.api_url), ("genesys.login_url", cfg.genesys.login_url)):
         if url:
@@ -347,13 +352,13 @@ def read_secret(cfg: Config) -> str:
         return secret
     if not g.client_secret:
         raise ConfigError(
-            "genesys.client_secret is not set: use client_secret: ${GENESYS_CLIENT_SECRET} "
-            "or client_secret_file"
+            "genesys.client_secret is not set: set it to ${GENESYS_CLIENT_SECRET} "
+            "or use genesys.client_secret_file"
         )
     return g.client_secret
 
 
 def require_credentials(cfg: Config) -> tuple[str, str]:
     if not cfg.genesys.client_id:
-        raise ConfigError("genesys.client_id is not set: use client_id: ${GENESYS_CLIENT_ID}")
+        raise ConfigError("genesys.client_id is not set: set it, e.g. to ${GENESYS_CLIENT_ID}")
     return cfg.genesys.client_id, read_secret(cfg)

@@ -6,15 +6,23 @@ flushed before the checkpoint may advance past it.
 
 from __future__ import annotations
 
+import array
 import contextlib
+import errno
+import fcntl
 import os
+import select
+import stat
 import sys
+import termios
+import threading
+import time
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import msgspec
 
-from .errors import OutputClosed
+from .errors import Interrupted, OutputClosed
 
 MARKER = "_truncated"
 _MIN_KEEP = 64
@@ -122,10 +130,20 @@ class LineEncoder:
 
 
 class StdoutSink:
-    """Writes pages to a binary stream; EPIPE becomes OutputClosed, never a traceback."""
+    """Writes pages to stdout; on a pipe, a page counts as written once the reader has taken it.
 
-    def __init__(self, stream: BinaryIO | None = None) -> None:
+    Bytes still sitting in the pipe buffer are lost if the reader exits (`| head`), so the
+    checkpoint must not move until the pipe has drained. EPIPE becomes OutputClosed.
+    """
+
+    def __init__(self, stream: BinaryIO | None = None, stop: threading.Event | None = None) -> None:
         self.stream = stream or sys.stdout.buffer
+        self.stop = stop
+        try:
+            self._fd: int | None = self.stream.fileno()
+            self._is_pipe = stat.S_ISFIFO(os.fstat(self._fd).st_mode)
+        except (OSError, ValueError, AttributeError):
+            self._fd, self._is_pipe = None, False
 
     def write_page(self, lines: list[bytes]) -> None:
         if not lines:
@@ -133,18 +151,42 @@ class StdoutSink:
         try:
             self.stream.write(b"\n".join(lines) + b"\n")
             self.stream.flush()
-        except (BrokenPipeError, ValueError, OSError) as exc:
-            if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) and exc.errno not in (32, None):
+        except (BrokenPipeError, ValueError) as exc:
+            self._closed(exc)
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
                 raise
-            self._detach()
-            raise OutputClosed("stdout was closed by its reader") from None
+            self._closed(exc)
+        if self._is_pipe:
+            self._wait_drained()
 
-    def _detach(self) -> None:
+    def _wait_drained(self) -> None:
+        assert self._fd is not None
+        poller = select.poll()
+        poller.register(self._fd, select.POLLOUT)
+        unread = array.array("i", [0])
+        wait_ms, stopped_at = 1, None
+        while True:
+            fcntl.ioctl(self._fd, termios.FIONREAD, unread)
+            if unread[0] == 0:
+                return
+            for _, ev in poller.poll(wait_ms):
+                if ev & (select.POLLERR | select.POLLHUP):
+                    self._closed(None)
+            wait_ms = min(50, wait_ms * 2)
+            if self.stop is not None and self.stop.is_set():
+                # A reader that stops reading must not hold a shutdown hostage.
+                stopped_at = stopped_at or time.monotonic()
+                if time.monotonic() - stopped_at > 5:
+                    raise Interrupted("stdout reader did not drain the last page")
+
+    def _closed(self, exc: BaseException | None) -> None:
         # Point fd 1 at /dev/null so the interpreter's final flush cannot raise again.
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self.stream.fileno())
             os.close(devnull)
+        raise OutputClosed("stdout was closed by its reader") from None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

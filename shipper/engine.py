@@ -64,19 +64,23 @@ class Engine:
         self.duplicates = 0
         self.pages = 0
         self._slowest_page = 0.0
+        self._quarantined_before = 0
 
     # -- state ---------------------------------------------------------------------------------
-    def load(self) -> None:
+    def load(self, start_ms: int | None = None) -> None:
+        """Resume from the state file, or start at `start_ms` (default poll.start_from)."""
         state = self.store.load()
         now = self.clock()
         if state is None or state.frontier_ms is None:
-            start = resolve_start(str(self.cfg.poll.start_from), datetime.fromtimestamp(now, timezone.utc))
-            start_ms = int(start.timestamp() * 1000)
+            if start_ms is None:
+                start = resolve_start(str(self.cfg.poll.start_from), datetime.fromtimestamp(now, timezone.utc))
+                start_ms = int(start.timestamp() * 1000)
             self.state = state or State()
             self.ledger = Ledger(start_ms, start_ms)
             logs.info("first run: starting", start=format_ms(start_ms))
         else:
             self.state = state
+            self._quarantined_before = state.quarantined
             try:
                 seen = Ledger.unpack_seen(state.seen)
             except ValueError as exc:
@@ -93,11 +97,9 @@ class Engine:
         s.frontier_ms = self.ledger.frontier
         s.recheck_ms = self.ledger.recheck
         s.seen = self.ledger.pack_seen()
-        s.quarantined = self.quarantine.count + (s.quarantined if self._carry_quarantine else 0)
+        s.quarantined = self._quarantined_before + self.quarantine.count
         s.updated_at = _iso(self.clock())
         self.store.save(s)
-
-    _carry_quarantine = False
 
     # -- one pass over an interval ------------------------------------------------------------
     def _pass(self, start_ms: int, end_ms: int, *, late: bool, final_before_ms: int) -> None:
@@ -189,7 +191,6 @@ class Engine:
                 self.metrics.gap()
             ledger.frontier = oldest
             ledger.advance_recheck(oldest)
-            ledger.recheck = max(ledger.recheck, oldest)
         late_end = min(ledger.frontier, final_before)
         if ledger.recheck < late_end:
             self._pass(ledger.recheck, late_end, late=True, final_before_ms=final_before)
@@ -197,6 +198,26 @@ class Engine:
             self._pass(ledger.frontier, horizon, late=False, final_before_ms=final_before)
         self.state.last_success = _iso(self.clock())
         self.save()
+
+    def backfill(self, end_ms: int) -> None:
+        """Re-export up to `end_ms` once: a single final pass, no late re-reads."""
+        oldest = int((self.clock() - self.cfg.poll.retention) * 1000)
+        if self.ledger.frontier < oldest:
+            logs.warning("backfill start is older than poll.retention; starting at the retention bound",
+                         requested=format_ms(self.ledger.frontier), oldest=format_ms(oldest))
+            self.ledger = Ledger(oldest, oldest, self.ledger.seen)
+        try:
+            if self.ledger.frontier < end_ms:
+                self._pass(self.ledger.frontier, end_ms, late=False, final_before_ms=end_ms)
+            self.state.last_success = _iso(self.clock())
+            self.save()
+        except Interrupted:
+            logs.info("backfill stopped at a page boundary; rerun the same command to resume",
+                      position=format_ms(self.ledger.frontier))
+        except OutputClosed:
+            logs.warning("stdout closed by reader; rerun the same command to resume")
+        finally:
+            self.sink.close()
 
     def run(self, *, once: bool, max_runtime: float | None = None) -> None:
         if max_runtime:

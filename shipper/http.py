@@ -98,6 +98,7 @@ class HttpClient:
             self.session.verify = ca_bundle
         self.tokens: TokenProvider | None = None
         self.stats = Stats()
+        self.last_server_date: str | None = None
         self._next_slot = 0.0
         self._not_before = 0.0
         self._pace_lock = threading.Lock()
@@ -164,6 +165,7 @@ class HttpClient:
             else:
                 status = resp.status_code
                 self.stats.by_status[str(status)] += 1
+                self.last_server_date = resp.headers.get("Date") or self.last_server_date
                 if status in expect:
                     if decode is None:
                         return resp

@@ -71,4 +71,4 @@ class Ledger:
         hashes.frombytes(data[:half])
         times = array("q")
         times.frombytes(data[half:])
-        return dict(zip(hashes, times))
+        return dict(zip(hashes, times, strict=True))
