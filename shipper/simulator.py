@@ -72,6 +72,7 @@ class SimConfig:
     slow_seconds: float = 1.0
     late_fraction: float = 0.0
     late_newest: int = 0
+    late_max_age: float = 0.0
     late_delay: tuple[float, float] = (10.0, 20.0)
     live_rate: float = 0.0
     malformed: int = 0
@@ -180,8 +181,12 @@ class EventStore:
                 ev = self.events[i]
                 bad = dict(ev.doc, eventDate="not-a-date")
                 self.events[i] = Event(ev.ts, ev.id, bad, _encode(bad), _encode(bad))
-        if cfg.late_fraction and cfg.late_newest:
-            newest = self.events[-cfg.late_newest:]
+        if cfg.late_fraction and (cfg.late_newest or cfg.late_max_age):
+            if cfg.late_max_age:
+                cut = int((started - cfg.late_max_age) * 1000)
+                newest = [e for e in self.events if e.ts >= cut]
+            else:
+                newest = self.events[-cfg.late_newest:]
             for ev in rng.sample(newest, int(len(newest) * cfg.late_fraction)):
                 ev.visible_at = started + rng.uniform(*cfg.late_delay)
         self.ts = [e.ts for e in self.events]

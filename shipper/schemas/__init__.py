@@ -2,19 +2,26 @@
 
 Each module exposes `build(cfg) -> Mapper`. A Mapper takes the decoded event, its original raw
 bytes and its tier, and returns something msgspec can encode.
+
+The helpers below are shared by several schemas: they classify the open-ended Genesys `action`
+and `entityType` strings once (cached), so each schema only maps a small closed set of verbs and
+identity kinds onto its own vocabulary.
 """
 
 from __future__ import annotations
 
 import importlib
+import ipaddress
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 import msgspec
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..models import AuditEvent
+    from ..models import AuditEvent, Message, Ref
 
 Mapper = Callable[["AuditEvent", msgspec.Raw, str], Any]
 TIER_FIELD = "audit_tier"
@@ -28,3 +35,174 @@ def build_mapper(cfg: Config) -> Mapper:
 def event_type(event: AuditEvent) -> str:
     """`<serviceName>.<entityType>.<action>`, the guide's eventType for the real API."""
     return f"{event.serviceName or ''}.{event.entityType or ''}.{event.action or ''}"
+
+
+# -- verbs: what an action does, in a closed set every schema can map ---------------------------
+CREATE: Final = "create"
+READ: Final = "read"
+UPDATE: Final = "update"
+DELETE: Final = "delete"
+ADD: Final = "add"  # something attached to the entity: member, share, grant, authorization
+REMOVE: Final = "remove"  # the reverse of ADD
+ENABLE: Final = "enable"
+DISABLE: Final = "disable"
+PASSWORD: Final = "password"
+LOGIN: Final = "login"
+EXECUTE: Final = "execute"
+CLEAR: Final = "clear"
+OTHER: Final = "other"
+
+# The ActionEnum of Genesys's SDKs (lower case), plus the simulator's; unknown actions fall back
+# to a prefix guess in action_verb.
+_VERBS: dict[str, str] = {
+    **dict.fromkeys(("create", "versioncreate", "copy"), CREATE),
+    **dict.fromkeys(("view", "read", "readall", "download", "downloadcapture", "export", "open", "verify"), READ),
+    **dict.fromkeys((
+        "update", "move", "memberupdate", "tagadd", "tagremove", "tagupdate", "save", "revert", "rollback",
+        "replace", "write", "append", "upload", "updateretention", "applyprotection", "revokeprotection",
+        "promote", "publish", "unpublish", "checkin", "checkout", "archive", "unarchive", "restore",
+        "restorerequest", "restorecomplete", "reassign", "reschedule", "cancel", "updateinservice",
+        "updateoutofservice", "cycle", "scale", "reset", "rotate", "approved", "rejected", "implementingchange",
+        "changeimplemented", "implementingrollback", "rollbackimplemented", "processed", "abandon",
+    ), UPDATE),
+    **dict.fromkeys(("delete", "deleteall", "softdelete", "harddelete", "purge", "recycle"), DELETE),
+    **dict.fromkeys(("add", "memberadd", "shareadd", "assign", "addpairingrole", "authorize"), ADD),
+    **dict.fromkeys(("remove", "memberremove", "shareremove", "unassign", "deauthorize", "revoke"), REMOVE),
+    **dict.fromkeys(("enable", "activate", "enablecapture"), ENABLE),
+    **dict.fromkeys(("disable", "deactivate"), DISABLE),
+    "changepassword": PASSWORD,
+    "authenticate": LOGIN,
+    **dict.fromkeys(("execute", "transcode", "fax", "debug"), EXECUTE),
+    "ipallowlistclear": CLEAR,
+}
+_VERB_PREFIXES = (
+    ("create", CREATE), ("delete", DELETE), ("remove", REMOVE), ("add", ADD), ("update", UPDATE),
+    ("view", READ), ("read", READ), ("get", READ), ("enable", ENABLE), ("disable", DISABLE),
+)
+
+
+def _norm(text: str) -> str:
+    return text.lower().replace(" ", "").replace("_", "").replace("-", "")
+
+
+@lru_cache(maxsize=1024)
+def action_verb(action: str | None) -> str:
+    """The verb class of a Genesys action (open string), e.g. `MemberAdd` -> ADD; OTHER if unknown."""
+    if not action:
+        return OTHER
+    key = _norm(action)
+    verb = _VERBS.get(key)
+    if verb is not None:
+        return verb
+    for prefix, guess in _VERB_PREFIXES:
+        if key.startswith(prefix):
+            return guess
+    return OTHER
+
+
+# -- identity kinds: which entity types are accounts, groups or permissions ---------------------
+USER: Final = "user"
+GROUP: Final = "group"
+ROLE: Final = "role"
+GRANT: Final = "grant"
+CLIENT: Final = "client"
+CREDENTIAL: Final = "credential"
+
+_KINDS: dict[str, str] = {
+    **dict.fromkeys(("user", "users", "authuser", "directoryuser"), USER),
+    **dict.fromkeys(("group", "groups", "directorygroup", "dynamicgroup"), GROUP),
+    **dict.fromkeys(("role", "roles", "authorizationrole"), ROLE),
+    **dict.fromkeys((
+        "grant", "grants", "subject", "roleassignment", "divisiongrant",
+        "organizationauthorizationtrust", "organizationauthorizationusertrust",
+    ), GRANT),
+    **dict.fromkeys(("oauthclient", "oauthclients", "oauthclientauthorization"), CLIENT),
+    **dict.fromkeys(("credential", "credentials", "accesstoken", "token", "password", "apikey"), CREDENTIAL),
+}
+
+
+@lru_cache(maxsize=1024)
+def identity_kind(entity_type: str | None) -> str | None:
+    """USER, GROUP, ROLE, GRANT, CLIENT or CREDENTIAL for identity entity types; None otherwise."""
+    return _KINDS.get(_norm(entity_type)) if entity_type else None
+
+
+def outcome(status: str | None) -> str:
+    """success | failure | unknown (WARNING and a missing status are neither)."""
+    if status:
+        s = status.upper()
+        if s == "SUCCESS":
+            return "success"
+        if s == "FAILURE":
+            return "failure"
+    return "unknown"
+
+
+# -- IPs: typed IP fields (ECS, OCSF) reject a whole document on a malformed value -------------
+@lru_cache(maxsize=4096)
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def valid_ips(event: AuditEvent) -> list[str]:
+    """remoteIp entries that parse as IP addresses, in order (the first is the originator)."""
+    return [ip for ip in event.remoteIp if _is_ip(ip)]
+
+
+def dvc_name(cfg: Config) -> str:
+    """The reporting 'device': the Genesys API host the shipper reads, e.g. api.mypurecloud.com."""
+    return urlsplit(cfg.api_base).hostname or "genesys-cloud"
+
+
+# -- clean copies of nested objects: the models' Structs would encode their unset fields as null --
+class RefOut(msgspec.Struct, omit_defaults=True):
+    id: str | None = None
+    name: str | None = None
+    selfUri: str | None = None  # noqa: N815
+
+
+class MessageOut(msgspec.Struct, omit_defaults=True):
+    localizableMessageCode: str | None = None  # noqa: N815
+    message: str | None = None
+    messageWithParams: str | None = None  # noqa: N815
+    messageParams: dict[str, Any] | None = None  # noqa: N815
+
+
+def ref_out(ref: Ref | None) -> RefOut | None:
+    return RefOut(ref.id, ref.name, ref.selfUri) if ref is not None else None
+
+
+def message_out(m: Message | None) -> MessageOut | None:
+    if m is None:
+        return None
+    return MessageOut(m.localizableMessageCode, m.message, m.messageWithParams, m.messageParams)
+
+
+# -- fields the AuditEvent model does not decode ------------------------------------------------
+class InitiatingAction(msgspec.Struct, omit_defaults=True):
+    transactionId: str | None = None  # noqa: N815
+    actionContext: str | None = None  # noqa: N815
+
+
+class Extras(msgspec.Struct):
+    """The audit fields AuditEvent leaves out; entityChanges stay raw (they can be large)."""
+
+    initiatingAction: InitiatingAction | None = None  # noqa: N815
+    entityChanges: list[msgspec.Raw] = []  # noqa: N815
+
+
+_extras_decoder = msgspec.json.Decoder(Extras)
+_NO_EXTRAS = Extras()
+
+
+def extras(raw: msgspec.Raw) -> Extras:
+    """Decode only initiatingAction and entityChanges (msgspec skips the rest without building it)."""
+    try:
+        return _extras_decoder.decode(raw)
+    except msgspec.DecodeError:
+        # An odd shape in these optional fields must not lose the event.
+        return _NO_EXTRAS
