@@ -16,7 +16,7 @@ from .config import Config, resolve_start
 from .emitter import LineEncoder, Quarantine, Sink
 from .errors import ApiError, Interrupted, OutputClosed, ShipperError
 from .filters import make_filter, make_reducer, make_tiering, reduce_payload
-from .models import InvalidEvent, decode_event, format_ms
+from .models import AuditEvent, InvalidEvent, decode_event, format_ms
 from .window import Ledger, id_hash
 
 if TYPE_CHECKING:
@@ -165,12 +165,11 @@ class Engine:
             if not keep(event):
                 self.filtered += 1
                 continue
+            tier = self.tier_of(event)  # from the whole event, before any reduction
             keep_paths = self.reduce_for(event)
             if keep_paths is not None:
-                reduced = reduce_payload(msgspec.json.decode(raw), keep_paths)
-                raw = msgspec.Raw(msgspec.json.encode(reduced))
-                event, _ = decode_event(raw) if "eventDate" in reduced and "id" in reduced else (event, ts)
-            lines.append(encode(mapper(event, raw, self.tier_of(event))))
+                event, raw = _reduced(event, raw, keep_paths)
+            lines.append(encode(mapper(event, raw, tier)))
         return lines, last_ts
 
     # -- cycles --------------------------------------------------------------------------------
@@ -272,6 +271,15 @@ class Engine:
             self.save()
         except OSError:
             pass
+
+
+def _reduced(event: AuditEvent, raw: msgspec.Raw, keep: list[str]) -> tuple[AuditEvent, msgspec.Raw]:
+    """The event cut down to `keep` (the guide's field selection); id and date always survive."""
+    doc = reduce_payload(msgspec.json.decode(raw), keep)
+    doc.setdefault("id", event.id)
+    doc.setdefault("eventDate", event.eventDate)
+    small = msgspec.Raw(msgspec.json.encode(doc))
+    return msgspec.json.decode(small, type=AuditEvent), small
 
 
 def _protected(schema: str) -> frozenset[str]:
