@@ -76,6 +76,7 @@ class SimConfig:
     late_delay: tuple[float, float] = (10.0, 20.0)
     live_rate: float = 0.0
     malformed: int = 0
+    forbid_audits: bool = False
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
     quiet: bool = True
@@ -437,6 +438,9 @@ def _make_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 return True, False
             if kind == "revoke" or not self._authorized():
                 self._error(401, "bad.credentials", "Invalid login credentials.")
+                return True, False
+            if sim.cfg.forbid_audits:
+                self._error(403, "missing.permissions", "Missing permission audits:audit:view")
                 return True, False
             return False, kind == "truncated"
 
