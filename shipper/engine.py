@@ -162,6 +162,10 @@ class Engine:
                 self.duplicates += 1
                 continue
             ledger.remember(h, ts)
+            body = bytes(raw)
+            if b"\n" in body or b"\r" in body:
+                # Pretty-printed JSON from a gateway: whitespace only, but it would split the NDJSON line.
+                raw = msgspec.Raw(msgspec.json.format(body, indent=-1))
             if not keep(event):
                 self.filtered += 1
                 continue

@@ -27,6 +27,11 @@ class Message(msgspec.Struct):
     messageParams: dict[str, Any] | None = None  # noqa: N815
 
 
+class InitiatingAction(msgspec.Struct, omit_defaults=True):
+    transactionId: str | None = None  # noqa: N815
+    actionContext: str | None = None  # noqa: N815
+
+
 class AuditEvent(msgspec.Struct):
     """An AuditLogMessage. Only `id` and `eventDate` are required; the rest are open strings."""
 
@@ -45,6 +50,8 @@ class AuditEvent(msgspec.Struct):
     status: str | None = None
     application: str | None = None
     transactionInitiator: bool | None = None  # noqa: N815
+    initiatingAction: InitiatingAction | None = None  # noqa: N815
+    entityChanges: list[msgspec.Raw] = []  # noqa: N815 - can be large: kept raw
     propertyChanges: list[PropertyChange] = []  # noqa: N815
     context: dict[str, Any] | None = None
 

@@ -142,3 +142,22 @@ def test_malformed_events_quarantined_and_run_continues(tmp_path: Path, simulato
     assert len(bad) == 4 and all("eventDate" in q["reason"] for q in bad)
     status = run_cli("status", "--config", str(cfg), "--json")
     assert json.loads(status.stdout)["quarantined"] == 4
+
+
+def test_pretty_printed_events_stay_on_one_line(tmp_path: Path) -> None:
+    import threading
+
+    from shipper.checkpoint import CheckpointStore
+    from shipper.config import config_from_mapping
+    from shipper.emitter import StdoutSink
+    from shipper.engine import Engine
+
+    cfg = config_from_mapping({"output": {"schema": "raw"}, "state": {"path": str(tmp_path / "s.json")}})
+    store = CheckpointStore(cfg.state.path)
+    out = tmp_path / "out"
+    with open(out, "wb") as fh:
+        engine = Engine(cfg, source=None, store=store, sink=StdoutSink(fh), stop=threading.Event())  # type: ignore[arg-type]
+        pretty = msgspec.Raw(b'{\n  "id": "p1",\n  "eventDate": "2026-01-01T00:00:00.000Z"\n}')
+        lines, last = engine._process([pretty])
+    assert lines == [b'{"id":"p1","eventDate":"2026-01-01T00:00:00.000Z"}']
+    assert last is not None

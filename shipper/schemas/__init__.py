@@ -182,27 +182,3 @@ def message_out(m: Message | None) -> MessageOut | None:
     return MessageOut(m.localizableMessageCode, m.message, m.messageWithParams, m.messageParams)
 
 
-# -- fields the AuditEvent model does not decode ------------------------------------------------
-class InitiatingAction(msgspec.Struct, omit_defaults=True):
-    transactionId: str | None = None  # noqa: N815
-    actionContext: str | None = None  # noqa: N815
-
-
-class Extras(msgspec.Struct):
-    """The audit fields AuditEvent leaves out; entityChanges stay raw (they can be large)."""
-
-    initiatingAction: InitiatingAction | None = None  # noqa: N815
-    entityChanges: list[msgspec.Raw] = []  # noqa: N815
-
-
-_extras_decoder = msgspec.json.Decoder(Extras)
-_NO_EXTRAS = Extras()
-
-
-def extras(raw: msgspec.Raw) -> Extras:
-    """Decode only initiatingAction and entityChanges (msgspec skips the rest without building it)."""
-    try:
-        return _extras_decoder.decode(raw)
-    except msgspec.DecodeError:
-        # An odd shape in these optional fields must not lose the event.
-        return _NO_EXTRAS

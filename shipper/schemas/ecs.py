@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..models import PropertyChange
+from ..models import InitiatingAction, PropertyChange
 from . import (
     CREATE,
     DELETE,
@@ -22,13 +22,11 @@ from . import (
     LOGIN,
     READ,
     USER,
-    InitiatingAction,
     Mapper,
     MessageOut,
     RefOut,
     action_verb,
     event_type,
-    extras,
     identity_kind,
     message_out,
     outcome,
@@ -156,7 +154,6 @@ def to_ecs(event: AuditEvent, raw: msgspec.Raw, tier: str) -> EcsRecord:
     kind = identity_kind(event.entityType)
     category, types = _categorise(action_verb(event.action), kind)
     ips = valid_ips(event)
-    extra = extras(raw)
 
     target = EcsTarget(entity.id, entity.name) if kind == USER and entity is not None else None
     group = EcsGroup(entity.id, entity.name) if kind == GROUP and entity is not None else None
@@ -203,9 +200,9 @@ def to_ecs(event: AuditEvent, raw: msgspec.Raw, tier: str) -> EcsRecord:
             client=ref_out(event.client),
             application=event.application,
             remoteIp=event.remoteIp,
-            initiatingAction=extra.initiatingAction,
+            initiatingAction=event.initiatingAction,
             transactionInitiator=event.transactionInitiator,
-            entityChanges=extra.entityChanges,
+            entityChanges=event.entityChanges,
         )),
         audit_tier=tier,
     )

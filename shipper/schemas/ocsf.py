@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..models import PropertyChange, parse_event_time_ms
+from ..models import InitiatingAction, PropertyChange, parse_event_time_ms
 from . import (
     ADD,
     CLIENT,
@@ -34,12 +34,10 @@ from . import (
     ROLE,
     UPDATE,
     USER,
-    InitiatingAction,
     Mapper,
     MessageOut,
     RefOut,
     action_verb,
-    extras,
     identity_kind,
     message_out,
     ref_out,
@@ -222,8 +220,7 @@ def build(cfg: Config) -> Mapper:
         severity_id, severity = _SEVERITY.get(status, _INFORMATIONAL)
         user, entity, msg = event.user, event.entity, event.message
         ips = valid_ips(event)
-        extra = extras(raw)
-        ia = extra.initiatingAction
+        ia = event.initiatingAction
         txn = ia.transactionId if ia is not None else None
 
         actor_user = None
@@ -286,7 +283,7 @@ def build(cfg: Config) -> Mapper:
                 remoteIp=event.remoteIp if len(event.remoteIp) > 1 or len(ips) != len(event.remoteIp) else [],
                 initiatingAction=ia,
                 transactionInitiator=event.transactionInitiator,
-                entityChanges=extra.entityChanges,
+                entityChanges=event.entityChanges,
             ),
             audit_tier=tier,
         )
