@@ -469,6 +469,7 @@ def _make_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             if path == "/__sim/stats":
                 return self._send(200, sim.stats_doc())
             if path.startswith("/download/"):
+                sim.stats.paths["GET download"] += 1
                 key = path.rsplit("/", 1)[1]
                 with sim.lock:
                     evs = sim.downloads.pop(key, None)
