@@ -116,12 +116,7 @@ class Engine:
             self.pages += 1
             self.state.emitted += len(lines)
             if last_ts is not None:
-                if late:
-                    ledger.advance_recheck(last_ts)
-                else:
-                    ledger.advance_frontier(last_ts)
-                    if track_recheck:
-                        ledger.advance_recheck(min(last_ts, final_before_ms))
+                self._advance(last_ts, late, track_recheck, final_before_ms)
             self.save()
             if self.metrics:
                 self.metrics.page(len(lines), ledger.frontier)
@@ -130,15 +125,19 @@ class Engine:
             self._slowest_page = max(self._slowest_page, time.monotonic() - t0)
             if self._should_stop():
                 raise Interrupted("stopping at a page boundary")
-        if late:
-            ledger.advance_recheck(end_ms)
-        else:
-            ledger.advance_frontier(end_ms)
-            if track_recheck:
-                ledger.advance_recheck(min(end_ms, final_before_ms))
+        self._advance(end_ms, late, track_recheck, final_before_ms)
         self.save()
         logs.debug("pass done", late=late, start=format_ms(start_ms), end=format_ms(end_ms),
                    seconds=round(time.monotonic() - started, 3))
+
+    def _advance(self, ts: int, late: bool, track_recheck: bool, final_before_ms: int) -> None:
+        if late:
+            self.ledger.advance_recheck(ts)
+            return
+        self.ledger.advance_frontier(ts)
+        if track_recheck:
+            # What was read at least late_window after its time is final: no re-read needed.
+            self.ledger.advance_recheck(min(ts, final_before_ms))
 
     def _should_stop(self) -> bool:
         if self.stop.is_set():

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from ..models import InitiatingAction, PropertyChange
+
 if TYPE_CHECKING:
     from ..config import Config
     from ..models import AuditEvent, Message, Ref
@@ -182,3 +184,41 @@ def message_out(m: Message | None) -> MessageOut | None:
     return MessageOut(m.localizableMessageCode, m.message, m.messageWithParams, m.messageParams)
 
 
+
+
+class AuditRest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The event's fields that a schema has no home for (ECS `genesys.audit`, OCSF `unmapped`)."""
+
+    serviceName: str | None = None  # noqa: N815
+    entityType: str | None = None  # noqa: N815
+    entity: RefOut | None = None
+    level: str | None = None
+    status: str | None = None
+    message: MessageOut | None = None
+    propertyChanges: list[PropertyChange] = []  # noqa: N815
+    context: dict[str, Any] | None = None
+    client: RefOut | None = None
+    application: str | None = None
+    remoteIp: list[str] = []  # noqa: N815
+    initiatingAction: InitiatingAction | None = None  # noqa: N815
+    transactionInitiator: bool | None = None  # noqa: N815
+    entityChanges: list[msgspec.Raw] = []  # noqa: N815
+
+
+def audit_rest(event: AuditEvent, *, entity: RefOut | None, remote_ip: list[str], status: str | None) -> AuditRest:
+    return AuditRest(
+        serviceName=event.serviceName,
+        entityType=event.entityType,
+        entity=entity,
+        level=event.level,
+        status=status,
+        message=message_out(event.message),
+        propertyChanges=event.propertyChanges,
+        context=event.context,
+        client=ref_out(event.client),
+        application=event.application,
+        remoteIp=remote_ip,
+        initiatingAction=event.initiatingAction,
+        transactionInitiator=event.transactionInitiator,
+        entityChanges=event.entityChanges,
+    )

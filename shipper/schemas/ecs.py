@@ -10,11 +10,10 @@ original field names.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..models import InitiatingAction, PropertyChange
 from . import (
     CREATE,
     DELETE,
@@ -22,13 +21,12 @@ from . import (
     LOGIN,
     READ,
     USER,
+    AuditRest,
     Mapper,
-    MessageOut,
-    RefOut,
     action_verb,
+    audit_rest,
     event_type,
     identity_kind,
-    message_out,
     outcome,
     ref_out,
     valid_ips,
@@ -95,25 +93,8 @@ class EcsVersion(msgspec.Struct):
     version: str
 
 
-class GenesysAudit(msgspec.Struct, kw_only=True, omit_defaults=True):
-    serviceName: str | None = None  # noqa: N815
-    entityType: str | None = None  # noqa: N815
-    entity: RefOut | None = None
-    level: str | None = None
-    status: str | None = None
-    message: MessageOut | None = None
-    propertyChanges: list[PropertyChange] = []  # noqa: N815
-    context: dict[str, Any] | None = None
-    client: RefOut | None = None
-    application: str | None = None
-    remoteIp: list[str] = []  # noqa: N815
-    initiatingAction: InitiatingAction | None = None  # noqa: N815
-    transactionInitiator: bool | None = None  # noqa: N815
-    entityChanges: list[msgspec.Raw] = []  # noqa: N815
-
-
 class Genesys(msgspec.Struct):
-    audit: GenesysAudit
+    audit: AuditRest
 
 
 class EcsRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -188,22 +169,7 @@ def to_ecs(event: AuditEvent, raw: msgspec.Raw, tier: str) -> EcsRecord:
         organization=EcsOrganization(event.userHomeOrgId) if event.userHomeOrgId else None,
         related=related,
         ecs=_ECS,
-        genesys=Genesys(GenesysAudit(
-            serviceName=event.serviceName,
-            entityType=event.entityType,
-            entity=ref_out(entity),
-            level=event.level,
-            status=event.status,
-            message=message_out(msg),
-            propertyChanges=event.propertyChanges,
-            context=event.context,
-            client=ref_out(event.client),
-            application=event.application,
-            remoteIp=event.remoteIp,
-            initiatingAction=event.initiatingAction,
-            transactionInitiator=event.transactionInitiator,
-            entityChanges=event.entityChanges,
-        )),
+        genesys=Genesys(audit_rest(event, entity=ref_out(entity), remote_ip=event.remoteIp, status=event.status)),
         audit_tier=tier,
     )
 

@@ -13,11 +13,11 @@ OCSF home (message details, propertyChanges, context, client…) go under `unmap
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..models import InitiatingAction, PropertyChange, parse_event_time_ms
+from ..models import parse_event_time_ms
 from . import (
     ADD,
     CLIENT,
@@ -34,12 +34,11 @@ from . import (
     ROLE,
     UPDATE,
     USER,
+    AuditRest,
     Mapper,
-    MessageOut,
-    RefOut,
     action_verb,
+    audit_rest,
     identity_kind,
-    message_out,
     ref_out,
     valid_ips,
 )
@@ -140,22 +139,6 @@ class Cloud(msgspec.Struct, omit_defaults=True):
     region: str | None = None
 
 
-class Unmapped(msgspec.Struct, kw_only=True, omit_defaults=True):
-    serviceName: str | None = None  # noqa: N815
-    entityType: str | None = None  # noqa: N815
-    entity: RefOut | None = None
-    level: str | None = None
-    message: MessageOut | None = None
-    propertyChanges: list[PropertyChange] = []  # noqa: N815
-    context: dict[str, Any] | None = None
-    client: RefOut | None = None
-    application: str | None = None
-    remoteIp: list[str] = []  # noqa: N815
-    initiatingAction: InitiatingAction | None = None  # noqa: N815
-    transactionInitiator: bool | None = None  # noqa: N815
-    entityChanges: list[msgspec.Raw] = []  # noqa: N815
-
-
 class OcsfRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     class_uid: int
     class_name: str
@@ -181,7 +164,7 @@ class OcsfRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     entity: Named | None = None
     group: Named | None = None
     resources: list[Named] | None = None
-    unmapped: Unmapped
+    unmapped: AuditRest
     audit_tier: str
 
 
@@ -270,20 +253,11 @@ def build(cfg: Config) -> Mapper:
             entity=named if cls == ENTITY_MANAGEMENT else None,
             group=named if cls == GROUP_MANAGEMENT else None,
             resources=[named] if cls == API_ACTIVITY and named is not None else None,
-            unmapped=Unmapped(
-                serviceName=event.serviceName,
-                entityType=event.entityType,
+            unmapped=audit_rest(
+                event,
                 entity=ref_out(entity) if entity is not None and entity.selfUri else None,
-                level=event.level,
-                message=message_out(msg),
-                propertyChanges=event.propertyChanges,
-                context=event.context,
-                client=ref_out(event.client),
-                application=event.application,
-                remoteIp=event.remoteIp if len(event.remoteIp) > 1 or len(ips) != len(event.remoteIp) else [],
-                initiatingAction=ia,
-                transactionInitiator=event.transactionInitiator,
-                entityChanges=event.entityChanges,
+                remote_ip=event.remoteIp if len(event.remoteIp) > 1 or len(ips) != len(event.remoteIp) else [],
+                status=None,
             ),
             audit_tier=tier,
         )
