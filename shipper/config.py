@@ -133,10 +133,15 @@ class PollConfig(_Strict):
     retention: Duration = Duration(365 * 86400)
     max_window: Duration = Duration(31 * 86400)
     query_timeout: Duration = Duration(600)
+    cursor_page_size: int = 100
 
     def __post_init__(self) -> None:
         if not 1 <= self.page_size <= 500:
             raise ValueError(f"poll.page_size {self.page_size} is out of range: use 1 to 500")
+        if not 1 <= self.cursor_page_size <= 100:
+            raise ValueError(
+                f"poll.cursor_page_size {self.cursor_page_size} is out of range: use 1 to 100 (the guide says 50-100)"
+            )
         if self.interval <= 0:
             raise ValueError("poll.interval must be positive, e.g. 60s")
         if not 0 < self.max_window <= 31 * 86400:

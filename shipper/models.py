@@ -54,6 +54,10 @@ class AuditEvent(msgspec.Struct):
     entityChanges: list[msgspec.Raw] = []  # noqa: N815 - can be large: kept raw
     propertyChanges: list[PropertyChange] = []  # noqa: N815
     context: dict[str, Any] | None = None
+    # The guide's events-cursor shape (see sources/events_cursor.py); the real API has neither.
+    eventType: str | None = None  # noqa: N815
+    # Raw | None cannot decode an object in msgspec, so absence is UNSET rather than None.
+    data: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
 class QueryStatus(msgspec.Struct):

@@ -1,4 +1,8 @@
-"""The guide's SIEM mapping, taken from the real audit event."""
+"""The guide's SIEM mapping, taken from the real audit event.
+
+Events from the guide's events-cursor contract carry its own `eventType` and `data`: those fill
+`siem_event_type` and `siem_raw_payload` exactly as the guide's template says.
+"""
 
 from __future__ import annotations
 
@@ -32,10 +36,10 @@ def to_siem(event: AuditEvent, raw: msgspec.Raw, tier: str) -> SiemRecord:
         event.id,
         user.id if user else None,
         user.name if user else None,
-        event_type(event),
+        event.eventType if event.eventType is not None else event_type(event),
         entity.id if entity else None,
         event.entityType,
-        raw,
+        event.data if isinstance(event.data, msgspec.Raw) else raw,
         tier,
     )
 
