@@ -38,14 +38,15 @@ def _duration(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     common.add_argument("--log-level", choices=LEVELS, default=argparse.SUPPRESS,
                         help="log verbosity on stderr (default info)")
-    cfg_arg = argparse.ArgumentParser(add_help=False)
+    cfg_arg = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     cfg_arg.add_argument("--config", "-c", required=True, metavar="FILE", help="YAML config file")
 
     p = argparse.ArgumentParser(
         prog="genesys-audit-shipper",
+        allow_abbrev=False,
         description="Pull Genesys Cloud audit events and print them as NDJSON for Vector or Fluent Bit.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -79,12 +80,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _install_signals(stop: threading.Event) -> None:
-    def handler(signum: int, _frame: Any) -> None:
-        stop.set()
+STOP = threading.Event()
+ABORT_GRACE_S = 3.0
+_active_clients: list[HttpClient] = []
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+
+def _install_signals(stop: threading.Event = STOP) -> None:
+    """SIGTERM/SIGINT: finish the page and stop. A request still in flight after a short grace is
+    abandoned (its page was not written, so nothing is lost), so a slow API cannot hold a shutdown."""
+
+    def on_stop(signum: int, _frame: Any) -> None:
+        stop.set()
+        signal.setitimer(signal.ITIMER_REAL, ABORT_GRACE_S)
+
+    def on_alarm(signum: int, _frame: Any) -> None:
+        from .errors import Interrupted
+
+        if any(c.in_flight for c in _active_clients):
+            raise Interrupted("stop signal: abandoned an HTTP request still in flight")
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGALRM, on_alarm)
 
 
 def build_client(cfg: Config, stop: threading.Event, max_retries: int | None = None) -> HttpClient:
@@ -105,6 +122,7 @@ def build_client(cfg: Config, stop: threading.Event, max_retries: int | None = N
     tokens = TokenProvider(f"{cfg.login_base}/oauth/token", client_id, secret, margin=g.token_refresh_margin)
     tokens.client = client
     client.tokens = tokens
+    _active_clients.append(client)
     return client
 
 
@@ -136,9 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
 
     cfg = load_config(args.config)
-    stop = threading.Event()
-    _install_signals(stop)
-    engine = build_engine(cfg, stop, progress=True)
+    engine = build_engine(cfg, STOP, progress=True)
     engine.load()
     engine.run(once=args.once, max_runtime=args.max_runtime)
     return 0
@@ -163,9 +179,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "state": {"path": f"{tmp}/state.json"},
             "output": {"schema": args.schema},
         }, "demo")
-        stop = threading.Event()
-        _install_signals(stop)
-        engine = build_engine(cfg, stop)
+        engine = build_engine(cfg, STOP)
         engine.load()
         engine.run(once=args.once)
         engine.store.release()
@@ -187,20 +201,21 @@ def dispatch(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from . import logs
 
+    _install_signals()  # first: a SIGTERM during start-up must still mean a clean exit 0
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.setup_logging(args.log_level)
     try:
         code = dispatch(args)
     except ShipperError as exc:
-        print(f"genesys-audit-shipper: error: {logs.redact(str(exc))}", file=sys.stderr)
+        logs.fatal(str(exc), exc.exit_code)
         code = exc.exit_code
     except KeyboardInterrupt:
         code = 0
     except Exception as exc:  # never a traceback for the user; the detail goes to debug logs
         logs.get_logger().debug("internal error", exc_info=True)
-        print(f"genesys-audit-shipper: internal error: {type(exc).__name__}: {logs.redact(str(exc))[:300]} "
-              "(rerun with --log-level debug and report it)", file=sys.stderr)
+        logs.fatal(f"internal error: {type(exc).__name__}: {str(exc)[:300]} (rerun with --log-level debug "
+                   "and report it)", EXIT_RUNTIME)
         code = EXIT_RUNTIME
     try:
         sys.stdout.flush()

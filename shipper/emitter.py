@@ -31,6 +31,8 @@ _MIN_KEEP = 64
 class Sink(Protocol):
     def write_page(self, lines: list[bytes]) -> None: ...
 
+    def reader_gone(self) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -180,6 +182,14 @@ class StdoutSink:
                 if time.monotonic() - stopped_at > 5:
                     raise Interrupted("stdout reader did not drain the last page")
 
+    def reader_gone(self) -> bool:
+        """True once nobody can read our stdout pipe any more (the host agent died)."""
+        if not self._is_pipe or self._fd is None:
+            return False
+        poller = select.poll()
+        poller.register(self._fd, select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+
     def _closed(self, exc: BaseException | None) -> None:
         # Point fd 1 at /dev/null so the interpreter's final flush cannot raise again.
         with contextlib.suppress(OSError, ValueError):
@@ -226,6 +236,9 @@ class RotatingFileSink:
             self._size += len(line) + 1
         self._fh.flush()
         os.fsync(self._fh.fileno())
+
+    def reader_gone(self) -> bool:
+        return False
 
     def close(self) -> None:
         self._fh.close()

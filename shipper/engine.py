@@ -245,7 +245,7 @@ class Engine:
                     self.metrics.maybe_report(self.ledger.frontier)
                 if time.monotonic() >= next_health:
                     next_health, health_backoff = self._health(next_health, health_backoff)
-                if self.stop.wait(self.cfg.poll.interval):
+                if self._idle(self.cfg.poll.interval):
                     break
         except Interrupted:
             logs.info("stopped at a page boundary", position=format_ms(self.ledger.frontier))
@@ -254,6 +254,16 @@ class Engine:
                          position=format_ms(self.ledger.frontier))
         finally:
             self.sink.close()
+
+    def _idle(self, seconds: float) -> bool:
+        """Wait for the next cycle; True on stop. A vanished reader ends the wait (and the lock)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.stop.wait(min(left, 0.5)):
+                return True
+            if self.sink.reader_gone():
+                raise OutputClosed("stdout reader is gone")
+        return False
 
     def _health(self, due: float, backoff: float) -> tuple[float, float]:
         """The 24-hour health probe: a one-event query. Failures retry with growing delays."""

@@ -99,6 +99,7 @@ class HttpClient:
         self.tokens: TokenProvider | None = None
         self.stats = Stats()
         self.last_server_date: str | None = None
+        self.in_flight = False  # read by the stop-signal handler, which may abandon the request
         self._next_slot = 0.0
         self._not_before = 0.0
         self._pace_lock = threading.Lock()
@@ -155,10 +156,7 @@ class HttpClient:
             self.stats.requests += 1
             wait: float | None = None
             try:
-                resp = self.session.request(
-                    method, url, params=params, data=body if body is not None else data, headers=hdrs,
-                    timeout=self.timeout, allow_redirects=False,
-                )
+                resp = self._send(method, url, params, body if body is not None else data, hdrs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self.stats.by_status["error"] += 1
                 last = f"{type(exc).__name__}"
@@ -216,6 +214,14 @@ class HttpClient:
             self.stats.retries += 1
             logs.warning("retrying", what=what, reason=last, wait_s=round(wait, 3), attempt=attempt)
             self.sleep(wait)
+
+    def _send(self, method: str, url: str, params: Any, data: Any, headers: dict[str, str]) -> requests.Response:
+        self.in_flight = True
+        try:
+            return self.session.request(method, url, params=params, data=data, headers=headers,
+                                        timeout=self.timeout, allow_redirects=False)
+        finally:
+            self.in_flight = False
 
     def poll(
         self,

@@ -14,7 +14,7 @@ LOGGER_NAME = "genesys_audit_shipper"
 _PATTERNS = [
     re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
     re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?i)([\"']?(?:access_token|client_secret|token|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}&]+"),
+    re.compile(r"(?i)([\"']?(?:access_token|refresh_token|client_secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}&]+"),
 ]
 _secrets: set[str] = set()
 
@@ -71,6 +71,18 @@ def setup_logging(level: str = "info", stream: Any = None) -> logging.Logger:
     logger.setLevel(level.upper())
     logger.propagate = False
     return logger
+
+
+def fatal(message: str, exit_code: int) -> None:
+    """The last word before exiting: a JSON log line off a terminal, a plain line on one."""
+    logger = logging.getLogger(LOGGER_NAME)
+    handler = logger.handlers[0] if logger.handlers else None
+    if handler is None or getattr(handler.formatter, "as_json", False) is False:
+        sys.stderr.write(f"genesys-audit-shipper: error: {redact(message)}\n")
+        return
+    record = logger.makeRecord(LOGGER_NAME, logging.ERROR, "", 0, message, (), None,
+                               extra={"fields": {"exit_code": exit_code}})
+    handler.handle(record)
 
 
 def get_logger() -> logging.Logger:

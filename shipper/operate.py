@@ -131,7 +131,7 @@ def backfill_state_path(state_path: str, start_ms: int, end_ms: int) -> str:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from .cli import _install_signals, build_engine
+    from .cli import STOP, build_engine
     from .config import load_config, resolve_start
 
     cfg = load_config(args.config)
@@ -149,9 +149,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     path = args.backfill_state or backfill_state_path(cfg.state.path, start_ms, end_ms)
     if Path(path).absolute() == Path(cfg.state.path).absolute():
         raise ConfigError("--state must not be the live state.path: backfill never touches the live checkpoint")
-    stop = threading.Event()
-    _install_signals(stop)
-    engine = build_engine(cfg, stop, state_path=path, progress=True)
+    engine = build_engine(cfg, STOP, state_path=path, progress=True)
     engine.load(start_ms=start_ms)
     engine.backfill(end_ms)
     return 0
@@ -177,8 +175,10 @@ def cmd_services(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     client = build_client(cfg, threading.Event())
+    # The realtime API has its own mapping; the guide's contract defines none, so events-cursor uses the query API's.
+    path = "audits/query/realtime/servicemapping" if cfg.genesys.api == "audits-realtime" else "audits/query/servicemapping"
     mapping: ServiceMapping = client.request(
-        "GET", f"{cfg.api_base}/api/v2/audits/query/servicemapping", decode=ServiceMapping, what="service mapping"
+        "GET", f"{cfg.api_base}/api/v2/{path}", decode=ServiceMapping, what="service mapping"
     )
     rows = [(s.name, e.name, ", ".join(e.actions)) for s in mapping.services for e in s.entities]
     w1 = max([len("service"), *(len(r[0]) for r in rows)])

@@ -75,6 +75,10 @@ class SimConfig:
     late_max_age: float = 0.0
     late_delay: tuple[float, float] = (10.0, 20.0)
     live_rate: float = 0.0
+    # Realtime only: this many new events arrive while a client pages, `arrivals_per_request` per
+    # request, stamped with the last timestamp served and sorted before the events already there.
+    realtime_arrivals: int = 0
+    arrivals_per_request: int = 2
     malformed: int = 0
     forbid_audits: bool = False
     client_id: str = DEFAULT_CLIENT_ID
@@ -193,6 +197,8 @@ class EventStore:
         self.ts = [e.ts for e in self.events]
         self.live_rng = random.Random(cfg.seed + 1)
         self.live_count = 0
+        self.arrival_rng = random.Random(cfg.seed + 2)
+        self.arrived = 0
         self.lock = threading.Lock()
 
     @staticmethod
@@ -214,6 +220,19 @@ class EventStore:
                 idx = bisect.bisect_right(self.ts, ts)
                 self.ts.insert(idx, ts)
                 self.events.insert(idx, ev)
+
+    def arrive(self, ts: int, count: int) -> int:
+        """Insert up to `count` new events at `ts`, ahead of that millisecond's existing events
+        (where a reader paging by number has already passed). Returns how many arrived."""
+        with self.lock:
+            count = min(count, self.cfg.realtime_arrivals - self.arrived)
+            idx = bisect.bisect_left(self.ts, ts)
+            for _ in range(count):
+                ev = self._wrap(ts, make_event(self.arrival_rng, ts, self.cfg))
+                self.ts.insert(idx, ts)
+                self.events.insert(idx, ev)
+            self.arrived += max(0, count)
+        return max(0, count)
 
     def select(self, start_ms: int, end_ms: int, now: float, match: Any = None) -> list[Event]:
         self.extend_live(now)
@@ -288,6 +307,7 @@ class Simulator:
         self.recent: collections.deque[float] = collections.deque()
         self.blocked_until = 0.0
         self.storm_until = 0.0
+        self.realtime_last_ts: int | None = None
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         self.server.daemon_threads = True
         self.thread: threading.Thread | None = None
@@ -298,7 +318,8 @@ class Simulator:
         return f"http://{host}:{port}"
 
     def start(self) -> Simulator:
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # serve_forever checks for shutdown every poll_interval: stop() waits up to that long.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
         return self
 
@@ -318,7 +339,7 @@ class Simulator:
             "token_requests": s.token_requests, "requests": s.requests, "throttled": s.throttled,
             "retry_after_violations": s.retry_after_violations, "max_page_size": s.max_page_size,
             "faults": dict(s.faults), "paths": dict(s.paths), "events_served": s.events_served,
-            "events_total": len(self.store.events),
+            "events_total": len(self.store.events), "realtime_arrived": self.store.arrived,
         }
 
     def all_events(self) -> list[dict[str, Any]]:
@@ -371,6 +392,9 @@ class Simulator:
 def _make_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle on, each answer would wait ~40 ms for
+        # the client's delayed ACK.
+        disable_nagle_algorithm = True
         server_version = "GenesysSim/1.0"
 
         def log_message(self, fmt: str, *args: Any) -> None:
@@ -459,7 +483,7 @@ def _make_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             if path == "/api/v2/audits/query/realtime":
                 handled, trunc = self._gate(FAULT_KINDS)
                 if not handled:
-                    self._realtime(body, trunc)
+                    self._realtime(body, parse_qs(urlsplit(self.path).query), trunc)
                 return None
             return self._error(404, "not.found", f"no route {path}")
 
@@ -476,7 +500,10 @@ def _make_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 if evs is None:
                     return self._error(404, "not.found", "download expired")
                 return self._send(200, b"[" + b",".join(e.plain for e in evs) + b"]")
-            sim.stats.paths[f"GET {path.rsplit('/', 1)[-1] if 'query/' in path else path}"] += 1
+            key = path.rsplit("/", 1)[-1] if "query/" in path else path
+            if path.endswith("/realtime/servicemapping"):
+                key = "realtime/servicemapping"
+            sim.stats.paths[f"GET {key}"] += 1
             if path.endswith("/servicemapping"):
                 handled, _ = self._gate(("500", "503"))
                 if not handled:
@@ -601,7 +628,7 @@ def _make_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             prefix = json.dumps(head)[:-1].encode() + b',"entities":['
             self._send(200, prefix + payload + b"]}", truncate=truncate)
 
-        def _realtime(self, body: bytes, truncate: bool) -> None:
+        def _realtime(self, body: bytes, qs: dict[str, list[str]], truncate: bool) -> None:
             try:
                 req = json.loads(body)
             except ValueError:
@@ -617,14 +644,22 @@ def _make_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 sim.stats.max_page_size = max(sim.stats.max_page_size, size)
             if not 1 <= size <= 500 or number < 1:
                 return self._error(400, "bad.request", "pageSize must be 1-500 and pageNumber >= 1")
+            last = sim.realtime_last_ts
+            if sim.cfg.realtime_arrivals and last is not None and iv[0] <= last < iv[1]:
+                sim.store.arrive(last, sim.cfg.arrivals_per_request)
             events = sim.store.select(iv[0], iv[1], time.time(), _matcher(req.get("serviceName"), req.get("filters") or []))
             chunk = events[(number - 1) * size: number * size]
             with sim.lock:
                 sim.stats.events_served += len(chunk)
+                if chunk:
+                    sim.realtime_last_ts = chunk[-1].ts
             head = {"pageSize": size, "pageNumber": number, "total": len(events),
                     "pageCount": (len(events) + size - 1) // size}
             prefix = json.dumps(head)[:-1].encode() + b',"entities":['
-            self._send(200, prefix + b",".join(e.expanded for e in chunk) + b"]}", truncate=truncate)
+            # Like the real API, user names only with expand=user.
+            expand = "user" in ",".join(qs.get("expand", [])).split(",")
+            payload = b",".join(e.expanded if expand else e.plain for e in chunk)
+            self._send(200, prefix + payload + b"]}", truncate=truncate)
 
         def _events_cursor(self, qs: dict[str, list[str]], truncate: bool) -> None:
             if "page" in qs:
