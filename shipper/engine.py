@@ -119,6 +119,7 @@ class Engine:
                 self._advance(last_ts, late, track_recheck, final_before_ms)
             self.save()
             if self.metrics:
+                self.metrics.quarantined = self.state.quarantined
                 self.metrics.page(len(lines), ledger.frontier)
             if self.progress and not late:
                 self.progress(start_ms, end_ms, ledger.frontier, self.state.emitted)

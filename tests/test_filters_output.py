@@ -133,7 +133,9 @@ def test_tiers_and_reduce_end_to_end(tmp_path: Path, simulator: Any) -> None:
 def test_malformed_events_quarantined_and_run_continues(tmp_path: Path, simulator: Any) -> None:
     sim = simulator(events=500, malformed=4)
     qfile = tmp_path / "quarantine.ndjson"
-    cfg = write_config(tmp_path, sim.url, output={"quarantine": str(qfile)})
+    prom = tmp_path / "m.prom"
+    cfg = write_config(tmp_path, sim.url, output={"quarantine": str(qfile)},
+                       metrics={"textfile": str(prom), "stats_interval": "0s"})
     proc = run_cli("run", "--once", "--config", str(cfg))
     assert proc.returncode == 0
     assert_no_traceback(proc.stderr)
@@ -142,6 +144,7 @@ def test_malformed_events_quarantined_and_run_continues(tmp_path: Path, simulato
     assert len(bad) == 4 and all("eventDate" in q["reason"] for q in bad)
     status = run_cli("status", "--config", str(cfg), "--json")
     assert json.loads(status.stdout)["quarantined"] == 4
+    assert "genesys_audit_quarantined_total 4" in prom.read_text()
 
 
 def test_pretty_printed_events_stay_on_one_line(tmp_path: Path) -> None:
