@@ -94,8 +94,7 @@ class HttpClient:
         self.session.headers["Accept"] = "application/json"
         if proxy:
             self.session.proxies.update({"https": proxy, "http": proxy})
-        if ca_bundle:
-            self.session.verify = ca_bundle
+        self.verify: str | bool = ca_bundle or True
         self.tokens: TokenProvider | None = None
         self.stats = Stats()
         self.last_server_date: str | None = None
@@ -157,6 +156,11 @@ class HttpClient:
             wait: float | None = None
             try:
                 resp = self._send(method, url, params, body if body is not None else data, hdrs)
+            except requests.exceptions.SSLError as exc:
+                # Not transient: retrying cannot fix a certificate.
+                reason = str(exc.args[0] if exc.args else exc)[-200:]
+                raise ApiError(f"{what}: TLS verification failed ({reason}); if a proxy re-signs TLS, "
+                               "set genesys.ca_bundle to its CA file") from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self.stats.by_status["error"] += 1
                 last = f"{type(exc).__name__}"
@@ -218,8 +222,9 @@ class HttpClient:
     def _send(self, method: str, url: str, params: Any, data: Any, headers: dict[str, str]) -> requests.Response:
         self.in_flight = True
         try:
+            # verify is passed on every call: a session-level value loses to REQUESTS_CA_BUNDLE.
             return self.session.request(method, url, params=params, data=data, headers=headers,
-                                        timeout=self.timeout, allow_redirects=False)
+                                        timeout=self.timeout, allow_redirects=False, verify=self.verify)
         finally:
             self.in_flight = False
 

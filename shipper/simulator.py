@@ -294,7 +294,7 @@ class SimStats:
 
 
 class Simulator:
-    def __init__(self, cfg: SimConfig | None = None, port: int = 0) -> None:
+    def __init__(self, cfg: SimConfig | None = None, port: int = 0, tls: tuple[str, str] | None = None) -> None:
         self.cfg = cfg or SimConfig()
         self.started = time.time()
         self.store = EventStore(self.cfg, self.started)
@@ -310,12 +310,20 @@ class Simulator:
         self.realtime_last_ts: int | None = None
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def start(self) -> Simulator:
         # serve_forever checks for shutdown every poll_interval: stop() waits up to that long.

@@ -206,3 +206,35 @@ def test_genesys_proxy_is_used(tmp_path: Path, simulator: Any) -> None:
         assert "POST /oauth/token" in proxy.seen and "POST /api/v2/audits/query" in proxy.seen
     finally:
         proxy.close()
+
+
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    import shutil
+
+    import pytest
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_tls_verified_with_ca_bundle_and_never_skipped(tmp_path: Path) -> None:
+    from shipper.simulator import SimConfig, Simulator
+
+    cert, key = _self_signed(tmp_path)
+    with Simulator(SimConfig(events=40), tls=(cert, key)) as sim:
+        assert sim.url.startswith("https://")
+        trusted = write_config(tmp_path, sim.url, genesys={"ca_bundle": cert})
+        proc = run_cli("run", "--once", "--config", str(trusted))
+        assert proc.returncode == 0, proc.stderr.decode()[-1500:]
+        assert len(parse_lines(proc.stdout)) == 40
+        (tmp_path / "state.json").unlink()
+        untrusted = write_config(tmp_path, sim.url, rate_limit={"max_retries": 1})
+        proc = run_cli("run", "--once", "--config", str(untrusted), env={"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": ""})
+        assert proc.returncode == 1 and proc.stdout == b""
+        assert b"TLS verification failed" in proc.stderr and b"genesys.ca_bundle" in proc.stderr
+        assert_no_traceback(proc.stderr)
