@@ -85,13 +85,18 @@ ABORT_GRACE_S = 3.0
 _active_clients: list[HttpClient] = []
 
 
+def request_stop(stop: threading.Event = STOP, grace: float = ABORT_GRACE_S) -> None:
+    """Stop at the next page boundary; abandon a request still in flight after `grace` seconds."""
+    stop.set()
+    signal.setitimer(signal.ITIMER_REAL, max(grace, 0.01))
+
+
 def _install_signals(stop: threading.Event = STOP) -> None:
     """SIGTERM/SIGINT: finish the page and stop. A request still in flight after a short grace is
     abandoned (its page was not written, so nothing is lost), so a slow API cannot hold a shutdown."""
 
     def on_stop(signum: int, _frame: Any) -> None:
-        stop.set()
-        signal.setitimer(signal.ITIMER_REAL, ABORT_GRACE_S)
+        request_stop(stop)
 
     def on_alarm(signum: int, _frame: Any) -> None:
         from .errors import Interrupted
@@ -147,7 +152,8 @@ def build_engine(cfg: Config, stop: threading.Event, *, state_path: str | None =
         from .progress import ProgressLine
 
         reporter = ProgressLine()
-    return Engine(cfg, source, store, sink, stop=stop, metrics=metrics, progress=reporter)
+    return Engine(cfg, source, store, sink, stop=stop, metrics=metrics, progress=reporter,
+                  request_stop=lambda grace: request_stop(stop, grace), stop_grace=ABORT_GRACE_S)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

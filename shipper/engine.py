@@ -40,6 +40,8 @@ class Engine:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         progress: Callable[[int, int, int, int], None] | None = None,
+        request_stop: Callable[[float], None] | None = None,
+        stop_grace: float = 0.0,
     ) -> None:
         from .schemas import build_mapper
 
@@ -51,6 +53,8 @@ class Engine:
         self.metrics = metrics
         self.clock = clock
         self.progress = progress
+        self.request_stop = request_stop or (lambda _grace: stop.set())
+        self.stop_grace = stop_grace
         self.map = build_mapper(cfg)
         self.keep = make_filter(cfg.filters)
         self.tier_of = make_tiering(cfg.routing.tiers, cfg.routing.default_tier)
@@ -225,7 +229,9 @@ class Engine:
     def run(self, *, once: bool, max_runtime: float | None = None) -> None:
         if max_runtime:
             self.deadline = time.monotonic() + max_runtime
-            timer = threading.Timer(max(0.0, max_runtime - 1.0), self.stop.set)
+            # Stop early enough that a request still in flight can be abandoned before the deadline.
+            grace = min(self.stop_grace, max_runtime / 4)
+            timer = threading.Timer(max(0.0, max_runtime - grace - 0.5), self.request_stop, args=(grace,))
             timer.daemon = True
             timer.start()
         next_health = time.monotonic() + self.cfg.poll.health_interval

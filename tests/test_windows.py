@@ -155,3 +155,16 @@ def test_sidecar_output_path(tmp_path: Path, simulator: Any) -> None:
     assert_no_traceback(proc.stderr)
     ids = [event_id(r) for r in parse_lines(out.read_bytes())]
     assert sorted(ids) == sorted(e["id"] for e in sim.all_events())
+
+
+def test_max_runtime_holds_even_when_an_answer_hangs(tmp_path: Path, simulator: Any) -> None:
+    # Every answer takes 20 s: the run must still end (exit 0, nothing written) before its 5 s budget.
+    sim = simulator(events=100, fault_rate=1.0, faults=("slow",), slow_seconds=20)
+    cfg = write_config(tmp_path, sim.url)
+    started = time.monotonic()
+    proc = run_cli("run", "--once", "--max-runtime", "5s", "--config", str(cfg), timeout=60)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr.decode()[-1500:]
+    assert elapsed < 5 + 1.0, elapsed  # interpreter start-up on top of the budget
+    assert proc.stdout == b""
+    assert_no_traceback(proc.stderr)
