@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 from pathlib import Path
@@ -82,18 +83,27 @@ class CheckpointStore:
         self._lock = lock
 
     def is_locked_elsewhere(self) -> bool:
-        """True while another process holds the lock (used by `status` and `check`)."""
-        if not self.path.parent.exists():
-            return False
-        probe = FileLock(str(self.lock_path), timeout=0)
+        """True while another process holds the lock. Never creates the lock file: a probe run as
+        another user (root) must not leave a file the daemon's user cannot open."""
         try:
-            probe.acquire()
-        except Timeout:
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
             return True
         except OSError:
             return False
-        probe.release()
+        finally:
+            os.close(fd)
         return False
+
+    def writable(self) -> bool:
+        """Whether this process could create the state file and its lock."""
+        if self.lock_path.exists() and not os.access(self.lock_path, os.W_OK):
+            return False
+        return os.access(self.path.parent, os.W_OK | os.X_OK)
 
     def release(self) -> None:
         if self._lock is not None:

@@ -87,7 +87,8 @@ _active_clients: list[HttpClient] = []
 
 def request_stop(stop: threading.Event = STOP, grace: float = ABORT_GRACE_S) -> None:
     """Stop at the next page boundary; abandon a request still in flight after `grace` seconds."""
-    stop.set()
+    # Event.set takes a lock the interrupted main thread may hold: set it from a helper thread.
+    threading.Thread(target=stop.set, daemon=True).start()
     signal.setitimer(signal.ITIMER_REAL, max(grace, 0.01))
 
 
@@ -96,6 +97,8 @@ def _install_signals(stop: threading.Event = STOP) -> None:
     abandoned (its page was not written, so nothing is lost), so a slow API cannot hold a shutdown."""
 
     def on_stop(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            return  # already stopping: a second Ctrl-C must not re-arm the abort timer
         request_stop(stop)
 
     def on_alarm(signum: int, _frame: Any) -> None:

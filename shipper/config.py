@@ -148,6 +148,10 @@ class PollConfig(_Strict):
             raise ValueError("poll.max_window must be between 1s and 31d (the API's longest interval)")
         if self.settle_delay > self.late_window:
             raise ValueError("poll.settle_delay must not exceed poll.late_window")
+        if self.late_window <= 0 or self.health_interval <= 0:
+            raise ValueError("poll.late_window and poll.health_interval must be positive, e.g. 30m and 24h")
+        if self.retention <= self.late_window:
+            raise ValueError("poll.retention must be longer than poll.late_window, e.g. 365d")
 
 
 class RateLimitConfig(_Strict):
@@ -157,8 +161,8 @@ class RateLimitConfig(_Strict):
     backoff_max: Duration = Duration(60)
 
     def __post_init__(self) -> None:
-        if self.requests_per_minute <= 0:
-            raise ValueError("rate_limit.requests_per_minute must be positive, e.g. 300")
+        if not 0.1 <= self.requests_per_minute <= 1_000_000:
+            raise ValueError("rate_limit.requests_per_minute must be between 0.1 and 1000000, e.g. 300")
         if self.max_retries < 0:
             raise ValueError("rate_limit.max_retries must be 0 or more")
 

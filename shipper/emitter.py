@@ -22,10 +22,18 @@ from typing import Any, BinaryIO, Protocol
 
 import msgspec
 
-from .errors import Interrupted, OutputClosed
+from .errors import ConfigError, Interrupted, OutputClosed
 
 MARKER = "_truncated"
 _MIN_KEEP = 64
+
+
+def _open_append(path: str, key: str) -> BinaryIO:
+    try:
+        return open(path, "ab")  # noqa: SIM115 - held for the sink's lifetime
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot open {path!r} for appending ({exc.strerror}); "
+                          "create its directory or fix its permissions") from None
 
 
 class Sink(Protocol):
@@ -108,9 +116,14 @@ def shrink_line(line: bytes, limit: int, protect: frozenset[str] = frozenset()) 
         _set(doc, path, "[truncated]")
         cut.append(".".join(map(str, path)))
     if size() > limit:
-        # Last resort: keep only the protected keys and the marker.
+        # Last resort: keep only the protected keys (shortened if they alone are too big) and the marker.
         doc = {k: v for k, v in doc.items() if k in protect}
         doc[MARKER] = {"original_bytes": original, "cut": ["*"]}
+        for keep in (256, 32, 0):
+            if size() <= limit:
+                break
+            doc = {k: (v[:keep] if isinstance(v, str) else v if keep else None) for k, v in doc.items()}
+            doc[MARKER] = {"original_bytes": original, "cut": ["*"]}
     return enc(doc)
 
 
@@ -141,6 +154,7 @@ class StdoutSink:
     def __init__(self, stream: BinaryIO | None = None, stop: threading.Event | None = None) -> None:
         self.stream = stream or sys.stdout.buffer
         self.stop = stop
+        self.deadline: float | None = None  # monotonic; set by --max-runtime
         try:
             self._fd: int | None = self.stream.fileno()
             self._is_pipe = stat.S_ISFIFO(os.fstat(self._fd).st_mode)
@@ -150,9 +164,13 @@ class StdoutSink:
     def write_page(self, lines: list[bytes]) -> None:
         if not lines:
             return
+        data = b"\n".join(lines) + b"\n"
         try:
-            self.stream.write(b"\n".join(lines) + b"\n")
-            self.stream.flush()
+            if self._fd is None:
+                self.stream.write(data)
+                self.stream.flush()
+            else:
+                self._write_all(data)
         except (BrokenPipeError, ValueError) as exc:
             self._closed(exc)
         except OSError as exc:
@@ -162,24 +180,34 @@ class StdoutSink:
         if self._is_pipe:
             self._wait_drained()
 
+    def _write_all(self, data: bytes) -> None:
+        # A signal can cut a blocking write short: os.write then returns a partial count, and the
+        # rest must still go out, or the checkpoint would pass events never written.
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+
     def _wait_drained(self) -> None:
         assert self._fd is not None
         poller = select.poll()
-        poller.register(self._fd, select.POLLOUT)
+        poller.register(self._fd, 0)  # only POLLERR/POLLHUP: a pipe with room is always writable
         unread = array.array("i", [0])
         wait_ms, stopped_at = 1, None
         while True:
             fcntl.ioctl(self._fd, termios.FIONREAD, unread)
             if unread[0] == 0:
                 return
-            for _, ev in poller.poll(wait_ms):
-                if ev & (select.POLLERR | select.POLLHUP):
-                    self._closed(None)
+            if poller.poll(wait_ms):
+                self._closed(None)
             wait_ms = min(50, wait_ms * 2)
             if self.stop is not None and self.stop.is_set():
-                # A reader that stops reading must not hold a shutdown hostage.
+                # A reader that stops reading must not hold a shutdown (or --max-runtime) hostage.
                 stopped_at = stopped_at or time.monotonic()
-                if time.monotonic() - stopped_at > 5:
+                limit = stopped_at + 5
+                if self.deadline is not None:
+                    limit = min(limit, self.deadline)
+                if time.monotonic() > limit:
                     raise Interrupted("stdout reader did not drain the last page")
 
     def reader_gone(self) -> bool:
@@ -187,8 +215,8 @@ class StdoutSink:
         if not self._is_pipe or self._fd is None:
             return False
         poller = select.poll()
-        poller.register(self._fd, select.POLLOUT)
-        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+        poller.register(self._fd, 0)
+        return bool(poller.poll(0))
 
     def _closed(self, exc: BaseException | None) -> None:
         # Point fd 1 at /dev/null so the interpreter's final flush cannot raise again.
@@ -210,7 +238,7 @@ class RotatingFileSink:
         self.path = Path(path)
         self.rotate_bytes = rotate_bytes
         self.keep_files = keep_files
-        self._fh: BinaryIO = open(self.path, "ab")  # noqa: SIM115 - held for the sink's lifetime
+        self._fh: BinaryIO = _open_append(path, "output.path")
         self._size = self._fh.tell()
 
     def _rotate(self) -> None:
@@ -222,6 +250,11 @@ class RotatingFileSink:
         os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
         extra = self.path.with_name(f"{self.path.name}.{self.keep_files + 1}")
         if extra.exists():
+            from . import logs
+
+            # If the agent lags by more than rotate_bytes x keep_files, this file was not read yet.
+            logs.warning("output file rotated out", file=str(extra), size=extra.stat().st_size,
+                         fix="make output.rotate_bytes x output.keep_files larger than the agent's worst lag")
             extra.unlink()
         self._fh = open(self.path, "ab")  # noqa: SIM115
         self._size = 0
@@ -250,7 +283,7 @@ class Quarantine:
     def __init__(self, path: str | None) -> None:
         self.path = path
         self.count = 0
-        self._fh: BinaryIO | None = open(path, "ab") if path else None  # noqa: SIM115
+        self._fh: BinaryIO | None = _open_append(path, "output.quarantine") if path else None
 
     def add(self, raw: bytes, reason: str) -> None:
         from . import logs

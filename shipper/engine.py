@@ -17,11 +17,14 @@ from .emitter import LineEncoder, Quarantine, Sink
 from .errors import ApiError, Interrupted, OutputClosed, ShipperError
 from .filters import make_filter, make_reducer, make_tiering, reduce_payload
 from .models import AuditEvent, InvalidEvent, decode_event, format_ms
-from .window import Ledger, id_hash
+from .window import Ledger, id_hash, plan_windows
 
 if TYPE_CHECKING:
     from .metrics import Metrics
     from .sources import Source
+
+
+UNORDERED_CHUNK_MS = 3_600_000
 
 
 def _iso(ts: float) -> str:
@@ -111,27 +114,39 @@ class Engine:
         ledger = self.ledger
         # The main pass may move `recheck` only while nothing before it awaits a re-read.
         track_recheck = late or ledger.recheck >= ledger.frontier
+        ordered = getattr(self.source, "ordered", True)
+        # A source without a time order can only move positions once a whole chunk is read.
+        chunks = [(start_ms, end_ms)] if ordered else list(plan_windows(start_ms, end_ms, UNORDERED_CHUNK_MS))
         started = time.monotonic()
-        for raws in self.source.pages(start_ms, end_ms):
-            t0 = time.monotonic()
-            lines, last_ts = self._process(raws)
-            self.sink.write_page(lines)
-            self.quarantine.flush()
-            self.pages += 1
-            self.state.emitted += len(lines)
-            if last_ts is not None:
-                self._advance(last_ts, late, track_recheck, final_before_ms)
+        for c_start, c_end in chunks:
+            trusted, newest = ordered, None
+            for raws in self.source.pages(c_start, c_end):
+                t0 = time.monotonic()
+                lines, oldest_ts, last_ts = self._process(raws)
+                self.sink.write_page(lines)
+                self.quarantine.flush()
+                self.pages += 1
+                self.state.emitted += len(lines)
+                if trusted and newest is not None and oldest_ts is not None and oldest_ts < newest:
+                    logs.warning("source returned pages out of time order; positions move only at the "
+                                 "end of this window", source=self.source.name)
+                    trusted = False
+                if last_ts is not None:
+                    newest = last_ts if newest is None else max(newest, last_ts)
+                    if trusted:
+                        # An event dated past the window (bad input) must not drag the position along.
+                        self._advance(min(last_ts, c_end), late, track_recheck, final_before_ms)
+                self.save()
+                if self.metrics:
+                    self.metrics.quarantined = self.state.quarantined
+                    self.metrics.page(len(lines), ledger.frontier)
+                if self.progress and not late:
+                    self.progress(start_ms, end_ms, ledger.frontier, self.state.emitted)
+                self._slowest_page = max(self._slowest_page, time.monotonic() - t0)
+                if self._should_stop():
+                    raise Interrupted("stopping at a page boundary")
+            self._advance(c_end, late, track_recheck, final_before_ms)
             self.save()
-            if self.metrics:
-                self.metrics.quarantined = self.state.quarantined
-                self.metrics.page(len(lines), ledger.frontier)
-            if self.progress and not late:
-                self.progress(start_ms, end_ms, ledger.frontier, self.state.emitted)
-            self._slowest_page = max(self._slowest_page, time.monotonic() - t0)
-            if self._should_stop():
-                raise Interrupted("stopping at a page boundary")
-        self._advance(end_ms, late, track_recheck, final_before_ms)
-        self.save()
         logs.debug("pass done", late=late, start=format_ms(start_ms), end=format_ms(end_ms),
                    seconds=round(time.monotonic() - started, 3))
 
@@ -150,17 +165,26 @@ class Engine:
         # Stop before a page that might not finish ahead of --max-runtime.
         return self.deadline is not None and time.monotonic() + 2 * self._slowest_page + 0.5 > self.deadline
 
-    def _process(self, raws: list[msgspec.Raw]) -> tuple[list[bytes], int | None]:
+    def _process(self, raws: list[msgspec.Raw]) -> tuple[list[bytes], int | None, int | None]:
+        """Lines to write, and the oldest and newest eventDate (ms) on the page."""
         lines: list[bytes] = []
+        first_ts: int | None = None
         last_ts: int | None = None
         ledger, keep, encode, mapper = self.ledger, self.keep, self.encoder.encode, self.map
         for raw in raws:
             try:
                 event, ts = decode_event(raw)
             except InvalidEvent as exc:
-                self.quarantine.add(bytes(raw), str(exc))
+                body = bytes(raw)
+                h = id_hash(body.decode("utf-8", "replace"))
+                if h not in ledger.seen:  # a re-read must not quarantine it twice
+                    ledger.remember(h, ledger.frontier)
+                    self.quarantine.add(body, str(exc))
                 continue
-            last_ts = ts if last_ts is None or ts > last_ts else last_ts
+            if last_ts is None or ts > last_ts:
+                last_ts = ts
+            if first_ts is None or ts < first_ts:
+                first_ts = ts
             h = id_hash(event.id)
             if h in ledger.seen:
                 self.duplicates += 1
@@ -178,7 +202,7 @@ class Engine:
             if keep_paths is not None:
                 event, raw = _reduced(event, raw, keep_paths)
             lines.append(encode(mapper(event, raw, tier)))
-        return lines, last_ts
+        return lines, first_ts, last_ts
 
     # -- cycles --------------------------------------------------------------------------------
     def cycle(self) -> None:
@@ -229,6 +253,8 @@ class Engine:
     def run(self, *, once: bool, max_runtime: float | None = None) -> None:
         if max_runtime:
             self.deadline = time.monotonic() + max_runtime
+            if hasattr(self.sink, "deadline"):
+                self.sink.deadline = self.deadline
             # Stop early enough that a request still in flight can be abandoned before the deadline.
             grace = min(self.stop_grace, max_runtime / 4)
             timer = threading.Timer(max(0.0, max_runtime - grace - 0.5), self.request_stop, args=(grace,))
@@ -276,6 +302,8 @@ class Engine:
         """The 24-hour health probe: a one-event query. Failures retry with growing delays."""
         try:
             got = self.source.probe()
+        except Interrupted:
+            raise
         except ShipperError as exc:
             logs.error("health probe failed", reason=str(exc), retry_in_s=int(backoff))
             self._record_error(exc)
@@ -285,7 +313,7 @@ class Engine:
         return time.monotonic() + self.cfg.poll.health_interval, 60.0
 
     def _record_error(self, exc: Exception) -> None:
-        self.state.last_error = str(exc)[:500]
+        self.state.last_error = logs.redact(str(exc))[:500]
         self.state.last_error_at = _iso(self.clock())
         try:
             self.save()

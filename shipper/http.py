@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 import requests
@@ -19,6 +21,7 @@ from .errors import ApiError, AuthError, Interrupted
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 3600.0
 
 
 class ErrorBody(msgspec.Struct):
@@ -34,14 +37,17 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # NaN, inf or absurd values: wait a long but finite time rather than crash or sleep for years.
+        return min(max(0.0, seconds), MAX_RETRY_AFTER) if seconds == seconds else MAX_RETRY_AFTER
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return min(MAX_RETRY_AFTER, max(0.0, when.timestamp() - (time.time() if now is None else now)))
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -92,8 +98,8 @@ class HttpClient:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
         self.session.headers["Accept"] = "application/json"
-        if proxy:
-            self.session.proxies.update({"https": proxy, "http": proxy})
+        # Passed on every call, like verify: session-level proxies lose to HTTPS_PROXY.
+        self.proxies: dict[str, str] | None = {"https": proxy, "http": proxy} if proxy else None
         self.verify: str | bool = ca_bundle or True
         self.tokens: TokenProvider | None = None
         self.stats = Stats()
@@ -158,12 +164,15 @@ class HttpClient:
                 resp = self._send(method, url, params, body if body is not None else data, hdrs)
             except requests.exceptions.SSLError as exc:
                 # Not transient: retrying cannot fix a certificate.
-                reason = str(exc.args[0] if exc.args else exc)[-200:]
-                raise ApiError(f"{what}: TLS verification failed ({reason}); if a proxy re-signs TLS, "
-                               "set genesys.ca_bundle to its CA file") from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise ApiError(f"{what}: TLS verification failed for {urlsplit(url).netloc} ({_cause(exc)}); "
+                               "if a proxy re-signs TLS, set genesys.ca_bundle to its CA file") from None
+            except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                    requests.exceptions.MissingSchema) as exc:
+                raise ApiError(f"{what}: bad URL ({type(exc).__name__}); check genesys.api_url / login_url") from None
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError) as exc:
                 self.stats.by_status["error"] += 1
-                last = f"{type(exc).__name__}"
+                last = f"{type(exc).__name__} talking to {urlsplit(url).netloc}: {_cause(exc)}"
             else:
                 status = resp.status_code
                 self.stats.by_status[str(status)] += 1
@@ -197,7 +206,7 @@ class HttpClient:
                 else:
                     err = _error_body(resp)
                     message = err.message or resp.reason or "error"
-                    if not authenticated and status in (400, 401):
+                    if what == "token" and status in (400, 401):
                         raise AuthError(f"{what}: {describe_token_failure(status)}", status, err.code)
                     raise ApiError(
                         f"{what}: HTTP {status} {err.code or ''} {message}".replace("  ", " ").strip()
@@ -224,7 +233,8 @@ class HttpClient:
         try:
             # verify is passed on every call: a session-level value loses to REQUESTS_CA_BUNDLE.
             return self.session.request(method, url, params=params, data=data, headers=headers,
-                                        timeout=self.timeout, allow_redirects=False, verify=self.verify)
+                                        timeout=self.timeout, allow_redirects=False, verify=self.verify,
+                                        proxies=self.proxies)
         finally:
             self.in_flight = False
 
@@ -253,6 +263,13 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _cause(exc: Exception) -> str:
+    """A short reason without URLs: a pre-signed download URL carries credentials in its query."""
+    text = str(exc.args[0] if exc.args else exc)
+    text = re.sub(r"https?://\S+", "<url>", text)
+    return re.sub(r"\(Caused by (\w+)\(.*", r"(\1)", text)[:160]
 
 
 def _error_body(resp: requests.Response) -> ErrorBody:

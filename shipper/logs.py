@@ -25,7 +25,11 @@ def register_secret(value: str | None) -> None:
         _secrets.add(value)
 
 
+_URL_QUERY = re.compile(r"(https?://[^\s?\"'#]+)\?[^\s\"']*")
+
+
 def redact(text: str) -> str:
+    text = _URL_QUERY.sub(r"\1?[REDACTED]", text)  # pre-signed URLs carry credentials in the query
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "[REDACTED]")

@@ -49,7 +49,11 @@ class Metrics:
                   retries=self.http.retries, throttled=self.http.throttled, lag_s=round(self.lag, 1),
                   quarantined=self.quarantined, gaps=self.gaps)
         if self.textfile:
-            self.write_textfile()
+            try:
+                self.write_textfile()
+            except OSError as exc:
+                # Metrics are for dashboards: failing them must never stop the audit trail.
+                logs.error("cannot write metrics.textfile", file=str(self.textfile), reason=exc.strerror)
 
     def write_textfile(self) -> None:
         assert self.textfile is not None

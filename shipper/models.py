@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -81,6 +81,8 @@ class InvalidEvent(ValueError):
 
 
 _event_decoder = msgspec.json.Decoder(AuditEvent)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
 
 
 def parse_event_time_ms(text: str) -> int:
@@ -90,7 +92,8 @@ def parse_event_time_ms(text: str) -> int:
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         raise ValueError("eventDate has no time zone")
-    return round(dt.timestamp() * 1000)
+    # Floor, never round up: resuming at a later millisecond would skip events.
+    return (dt - _EPOCH) // _MS
 
 
 def decode_event(raw: bytes | msgspec.Raw) -> tuple[AuditEvent, int]:
@@ -111,4 +114,7 @@ def decode_event(raw: bytes | msgspec.Raw) -> tuple[AuditEvent, int]:
 def format_ms(ms: int) -> str:
     """Epoch ms to the API's interval format, e.g. 2026-01-15T00:00:00.000Z."""
     secs, rem = divmod(ms, 1000)
-    return datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{rem:03d}Z"
+    try:
+        return datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{rem:03d}Z"
+    except (OverflowError, OSError, ValueError):
+        return f"{ms}ms"  # out of datetime's range: bad input must not crash a log line

@@ -64,10 +64,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         if store.is_locked_elsewhere():
             where += ", lock held by a running instance"
         else:
-            store.acquire()
-            store.release()
             where += ", lock free"
-        _step("state", True, f"{store.path}: {where}")
+        if store.writable():
+            _step("state", True, f"{store.path}: {where}")
+        else:
+            ok = _step("state", False, f"{store.path}: {where}, but this user cannot write it or its lock; "
+                       "run as the daemon's user or fix the directory's owner")
     except (StateError, LockHeldError) as exc:
         ok = _step("state", False, str(exc))
     if client.last_server_date:
@@ -125,8 +127,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def backfill_state_path(state_path: str, start_ms: int, end_ms: int) -> str:
-    tag = hashlib.sha256(f"{start_ms}-{end_ms}".encode()).hexdigest()[:10]
+def backfill_state_path(state_path: str, start: str, end: str) -> str:
+    """Keyed by the arguments as written, so rerunning the same command (even `--from 7d`) resumes."""
+    tag = hashlib.sha256(f"{start}\0{end}".encode()).hexdigest()[:10]
     return f"{state_path}.backfill-{tag}.json"
 
 
@@ -146,7 +149,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     if end_ms <= start_ms:
         raise ConfigError(f"--to must be after --from (got {args.start!r} .. {args.end!r})")
-    path = args.backfill_state or backfill_state_path(cfg.state.path, start_ms, end_ms)
+    path = args.backfill_state or backfill_state_path(cfg.state.path, args.start, args.end)
     if Path(path).absolute() == Path(cfg.state.path).absolute():
         raise ConfigError("--state must not be the live state.path: backfill never touches the live checkpoint")
     engine = build_engine(cfg, STOP, state_path=path, progress=True)

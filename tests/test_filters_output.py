@@ -77,6 +77,13 @@ def test_shrink_always_fits_and_keeps_id(extra: dict[str, Any], limit: int) -> N
         assert parsed[MARKER]["original_bytes"] == len(line)
 
 
+def test_shrink_bounds_even_huge_protected_fields() -> None:
+    line = msgspec.json.encode({"siem_event_id": "i" * 9000, "siem_timestamp": "t" * 9000, "x": "y" * 100})
+    out = shrink_line(line, 1024, frozenset({"siem_event_id", "siem_timestamp"}))
+    assert len(out) + 1 <= 1024
+    assert json.loads(out)["siem_event_id"].startswith("iii")
+
+
 def test_shrink_is_deterministic() -> None:
     line = msgspec.json.encode({"siem_event_id": "x", "a": "é" * 5000, "b": ["y" * 900] * 9})
     assert shrink_line(line, 2048, PROTECT) == shrink_line(line, 2048, PROTECT)
@@ -161,6 +168,6 @@ def test_pretty_printed_events_stay_on_one_line(tmp_path: Path) -> None:
     with open(out, "wb") as fh:
         engine = Engine(cfg, source=None, store=store, sink=StdoutSink(fh), stop=threading.Event())  # type: ignore[arg-type]
         pretty = msgspec.Raw(b'{\n  "id": "p1",\n  "eventDate": "2026-01-01T00:00:00.000Z"\n}')
-        lines, last = engine._process([pretty])
+        lines, _, last = engine._process([pretty])
     assert lines == [b'{"id":"p1","eventDate":"2026-01-01T00:00:00.000Z"}']
     assert last is not None

@@ -80,6 +80,11 @@ def test_backfill_reexports_range_without_touching_live_state(tmp_path: Path, si
     # Its own state: the same backfill again resumes at its end and prints nothing.
     again = run_cli("backfill", "--config", str(cfg), "--from", lo, "--to", hi)
     assert again.returncode == 0 and again.stdout == b""
+    # A relative range resumes too: the state file is keyed by the arguments as written.
+    rel = run_cli("backfill", "--config", str(cfg), "--from", "2h")
+    assert len(parse_lines(rel.stdout)) > 0
+    rel_again = run_cli("backfill", "--config", str(cfg), "--from", "2h")
+    assert rel_again.returncode == 0 and rel_again.stdout == b""
 
 
 def test_backfill_bad_range_exits_2(tmp_path: Path, simulator: Any) -> None:

@@ -26,6 +26,7 @@ class Source(Protocol):
     """What the engine drives. `pages` yields lists of raw events sorted by time, oldest first."""
 
     name: str
+    ordered: bool  # pages come oldest first, so positions may move after every page
 
     def pages(self, start_ms: int, end_ms: int) -> Iterator[list[msgspec.Raw]]: ...
 

@@ -20,11 +20,13 @@ if TYPE_CHECKING:
     from ..http import HttpClient
 
 TOO_LARGE = "response.entity.too.large"
+MAX_RESUBMITS = 8
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 class AuditsQuerySource:
     name = "audits-query"
+    ordered = True  # sorted by Timestamp ascending, as requested
 
     def __init__(self, cfg: Config, client: HttpClient) -> None:
         self.client = client
@@ -103,19 +105,25 @@ class AuditsQuerySource:
             resume = w_start
             txn = self._submit(resume, w_end)
             cursor: str | None = None
+            resubmits = 0
             while True:
                 try:
                     page = self._page(txn, cursor)
                 except ApiError as exc:
                     if exc.status != 404 and not (exc.status == 400 and "cursor" in str(exc).lower()):
                         raise
-                    # Expired transaction or rejected cursor: go back to the last written position; the engine drops
-                    # the ids it already wrote.
+                    resubmits += 1
+                    if resubmits > MAX_RESUBMITS:
+                        raise ApiError(f"audit query: transaction rejected {resubmits} times in a row without "
+                                       f"progress; last: {exc}", exc.status, exc.code) from None
+                    # Expired transaction or rejected cursor: go back to the last written position; the
+                    # engine drops the ids it already wrote.
                     logs.warning("audit query transaction expired; resubmitting from last position",
                                  reason=str(exc), resume=format_ms(resume))
                     txn = self._submit(resume, w_end)
                     cursor = None
                     continue
+                resubmits = 0
                 if page.entities:
                     resume = last_event_ms(page.entities, resume)
                     yield page.entities

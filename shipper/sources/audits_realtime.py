@@ -45,6 +45,7 @@ class RealtimePage(msgspec.Struct):
 
 class AuditsRealtimeSource:
     name = "audits-realtime"
+    ordered = True  # sorted by Timestamp ascending, as requested
 
     def __init__(self, cfg: Config, client: HttpClient) -> None:
         self.cfg = cfg

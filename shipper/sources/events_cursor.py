@@ -137,6 +137,7 @@ def _is_cursor_rejection(exc: ApiError) -> bool:
 
 class EventsCursorSource:
     name = "events-cursor"
+    ordered = False  # the guide's contract promises no order inside a window
 
     def __init__(self, cfg: Config, client: HttpClient) -> None:
         self.client = client
