@@ -37,7 +37,9 @@ def _open_append(path: str, key: str) -> BinaryIO:
 
 
 class Sink(Protocol):
-    def write_page(self, lines: list[bytes]) -> None: ...
+    def write_page(self, page: bytes | bytearray) -> None:
+        """Write whole NDJSON lines (newline-terminated) and make them durable or consumed."""
+        ...
 
     def reader_gone(self) -> bool: ...
 
@@ -133,15 +135,18 @@ class LineEncoder:
     def __init__(self, max_line_bytes: int, protect: frozenset[str] = frozenset()) -> None:
         self.max_line_bytes = max_line_bytes
         self.protect = protect
-        self._encoder = msgspec.json.Encoder()
+        encoder = msgspec.json.Encoder()
+        self.raw_encode, self.encode_into = encoder.encode, encoder.encode_into
         self.shrunk = 0
 
+    def fit(self, line: bytes) -> bytes:
+        """Shrink an encoded line that is too long (the caller checks the length: hot path)."""
+        self.shrunk += 1
+        return shrink_line(line, self.max_line_bytes, self.protect)
+
     def encode(self, record: Any) -> bytes:
-        line = self._encoder.encode(record)
-        if len(line) + 1 > self.max_line_bytes:
-            self.shrunk += 1
-            line = shrink_line(line, self.max_line_bytes, self.protect)
-        return line
+        line = self.raw_encode(record)
+        return line if len(line) + 1 <= self.max_line_bytes else self.fit(line)
 
 
 class StdoutSink:
@@ -161,10 +166,10 @@ class StdoutSink:
         except (OSError, ValueError, AttributeError):
             self._fd, self._is_pipe = None, False
 
-    def write_page(self, lines: list[bytes]) -> None:
-        if not lines:
+    def write_page(self, page: bytes | bytearray) -> None:
+        if not page:
             return
-        data = b"\n".join(lines) + b"\n"
+        data = page
         try:
             if self._fd is None:
                 self.stream.write(data)
@@ -180,7 +185,7 @@ class StdoutSink:
         if self._is_pipe:
             self._wait_drained()
 
-    def _write_all(self, data: bytes) -> None:
+    def _write_all(self, data: bytes | bytearray) -> None:
         # A signal can cut a blocking write short: os.write then returns a partial count, and the
         # rest must still go out, or the checkpoint would pass events never written.
         assert self._fd is not None
@@ -259,14 +264,14 @@ class RotatingFileSink:
         self._fh = open(self.path, "ab")  # noqa: SIM115
         self._size = 0
 
-    def write_page(self, lines: list[bytes]) -> None:
-        for line in lines:
-            if self._size and self._size + len(line) + 1 > self.rotate_bytes:
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._rotate()
-            self._fh.write(line + b"\n")
-            self._size += len(line) + 1
+    def write_page(self, page: bytes | bytearray) -> None:
+        # Rotation happens between pages, so a line is never split across files.
+        if self._size and self._size + len(page) > self.rotate_bytes:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._rotate()
+        self._fh.write(page)
+        self._size += len(page)
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

@@ -8,31 +8,32 @@ from typing import Any
 import msgspec
 
 
-class Ref(msgspec.Struct):
+# gc=False: decoded events never form reference cycles, so the collector need not track them.
+class Ref(msgspec.Struct, gc=False):
     id: str | None = None
     name: str | None = None
     selfUri: str | None = None  # noqa: N815
 
 
-class PropertyChange(msgspec.Struct):
+class PropertyChange(msgspec.Struct, gc=False):
     property: str | None = None
     oldValues: list[Any] = []  # noqa: N815
     newValues: list[Any] = []  # noqa: N815
 
 
-class Message(msgspec.Struct):
+class Message(msgspec.Struct, gc=False):
     localizableMessageCode: str | None = None  # noqa: N815
     message: str | None = None
     messageWithParams: str | None = None  # noqa: N815
     messageParams: dict[str, Any] | None = None  # noqa: N815
 
 
-class InitiatingAction(msgspec.Struct, omit_defaults=True):
+class InitiatingAction(msgspec.Struct, omit_defaults=True, gc=False):
     transactionId: str | None = None  # noqa: N815
     actionContext: str | None = None  # noqa: N815
 
 
-class AuditEvent(msgspec.Struct):
+class AuditEvent(msgspec.Struct, gc=False):
     """An AuditLogMessage. Only `id` and `eventDate` are required; the rest are open strings."""
 
     id: str
@@ -60,6 +61,23 @@ class AuditEvent(msgspec.Struct):
     data: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
+class SlimEvent(msgspec.Struct, gc=False):
+    """What `siem`, `raw`, filters and tiers read; schemas that embed the original event as it is
+    decode only this (and validate only what they use), which halves the decode cost."""
+
+    id: str
+    eventDate: str  # noqa: N815
+    user: Ref | None = None
+    serviceName: str | None = None  # noqa: N815
+    level: str | None = None
+    action: str | None = None
+    entity: Ref | None = None
+    entityType: str | None = None  # noqa: N815
+    status: str | None = None
+    eventType: str | None = None  # noqa: N815
+    data: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
 class QueryStatus(msgspec.Struct):
     id: str
     state: str
@@ -82,32 +100,43 @@ class InvalidEvent(ValueError):
 
 _event_decoder = msgspec.json.Decoder(AuditEvent)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_last_date: list = ["", 0]
 _MS = timedelta(milliseconds=1)
 
 
 def parse_event_time_ms(text: str) -> int:
     """eventDate (ISO-8601, UTC) to epoch milliseconds."""
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    dt = datetime.fromisoformat(text)
+    try:
+        dt = datetime.fromisoformat(text)  # takes a trailing Z since Python 3.11
+    except ValueError:
+        if not text.endswith("Z"):
+            raise
+        dt = datetime.fromisoformat(text[:-1] + "+00:00")
     if dt.tzinfo is None:
         raise ValueError("eventDate has no time zone")
     # Floor, never round up: resuming at a later millisecond would skip events.
     return (dt - _EPOCH) // _MS
 
 
-def decode_event(raw: bytes | msgspec.Raw) -> tuple[AuditEvent, int]:
+_slim_decoder = msgspec.json.Decoder(SlimEvent)
+
+
+def decode_event(raw: bytes | msgspec.Raw, slim: bool = False) -> tuple[AuditEvent, int]:  # SlimEvent if slim
     """Decode one raw event; raise InvalidEvent with the reason when it is malformed."""
     try:
-        event = _event_decoder.decode(raw)
+        event = _slim_decoder.decode(raw) if slim else _event_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise InvalidEvent(str(exc)) from None
     if not event.id:
         raise InvalidEvent("empty id")
+    date = event.eventDate
+    if date == _last_date[0]:  # bulk operations stamp runs of events with one millisecond
+        return event, _last_date[1]
     try:
-        ts = parse_event_time_ms(event.eventDate)
+        ts = parse_event_time_ms(date)
     except ValueError:
-        raise InvalidEvent(f"bad eventDate {event.eventDate[:40]!r}") from None
+        raise InvalidEvent(f"bad eventDate {date[:40]!r}") from None
+    _last_date[0], _last_date[1] = date, ts
     return event, ts
 
 

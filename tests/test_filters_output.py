@@ -154,20 +154,11 @@ def test_malformed_events_quarantined_and_run_continues(tmp_path: Path, simulato
     assert "genesys_audit_quarantined_total 4" in prom.read_text()
 
 
-def test_pretty_printed_events_stay_on_one_line(tmp_path: Path) -> None:
-    import threading
+def test_pretty_printed_pages_are_compacted_before_events_are_embedded() -> None:
+    from shipper.http import compact_json
+    from shipper.models import ResultsPage
 
-    from shipper.checkpoint import CheckpointStore
-    from shipper.config import config_from_mapping
-    from shipper.emitter import StdoutSink
-    from shipper.engine import Engine
-
-    cfg = config_from_mapping({"output": {"schema": "raw"}, "state": {"path": str(tmp_path / "s.json")}})
-    store = CheckpointStore(cfg.state.path)
-    out = tmp_path / "out"
-    with open(out, "wb") as fh:
-        engine = Engine(cfg, source=None, store=store, sink=StdoutSink(fh), stop=threading.Event())  # type: ignore[arg-type]
-        pretty = msgspec.Raw(b'{\n  "id": "p1",\n  "eventDate": "2026-01-01T00:00:00.000Z"\n}')
-        lines, _, last = engine._process([pretty])
-    assert lines == [b'{"id":"p1","eventDate":"2026-01-01T00:00:00.000Z"}']
-    assert last is not None
+    pretty = b'{\n  "entities": [\n    {\n      "id": "p1",\n      "note": "a\\nb"\n    }\n  ]\n}'
+    page = msgspec.json.decode(compact_json(pretty), type=ResultsPage)
+    assert bytes(page.entities[0]) == b'{"id":"p1","note":"a\\nb"}'  # the escaped newline stays
+    assert compact_json(b'{"a":1}') == b'{"a":1}'

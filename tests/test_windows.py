@@ -137,7 +137,7 @@ def test_rotating_file_sink(tmp_path: Path) -> None:
     sink = RotatingFileSink(str(path), rotate_bytes=4096, keep_files=2)
     lines = [f'{{"n":{i},"pad":"{"x" * 100}"}}'.encode() for i in range(200)]
     for i in range(0, 200, 10):
-        sink.write_page(lines[i:i + 10])
+        sink.write_page(b"".join(line + b"\n" for line in lines[i:i + 10]))
     sink.close()
     files = sorted(tmp_path.glob("audit.ndjson*"))
     assert [f.name for f in files] == ["audit.ndjson", "audit.ndjson.1", "audit.ndjson.2"]

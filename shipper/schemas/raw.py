@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from ..models import AuditEvent
 
 
+# Reads only SlimEvent fields and embeds the original bytes: the engine may decode less.
+SLIM_EVENT = True
+
 def to_raw(event: AuditEvent, raw: msgspec.Raw, tier: str) -> msgspec.Raw:
     return raw
 

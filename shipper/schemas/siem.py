@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..models import AuditEvent
 
 
-class SiemRecord(msgspec.Struct):
+class SiemRecord(msgspec.Struct, gc=False):
     siem_timestamp: str
     siem_event_id: str
     siem_actor_id: str | None
@@ -28,6 +28,9 @@ class SiemRecord(msgspec.Struct):
     siem_raw_payload: msgspec.Raw
     audit_tier: str
 
+
+# Reads only SlimEvent fields and embeds the original bytes: the engine may decode less.
+SLIM_EVENT = True
 
 def to_siem(event: AuditEvent, raw: msgspec.Raw, tier: str) -> SiemRecord:
     user, entity = event.user, event.entity

@@ -11,6 +11,7 @@ import msgspec
 from .. import logs
 from ..errors import ApiError
 from ..filters import server_side_query
+from ..http import compact_json
 from ..models import QueryStatus, ResultsPage, format_ms
 from ..window import plan_windows
 from . import last_event_ms
@@ -78,7 +79,7 @@ class AuditsQuerySource:
                 "GET", page.downloadUrl, authenticated=False, what="audit results download"
             )
             try:
-                page.entities = _raw_list.decode(resp.content)
+                page.entities = _raw_list.decode(compact_json(resp.content))
             except msgspec.DecodeError:
                 raise ApiError("audit results download: the file is not a JSON array") from None
         return page
