@@ -195,15 +195,16 @@ class Engine:
                     except ValueError:
                         raise InvalidEvent(f"bad eventDate {event.eventDate[:40]!r}") from None
                     prev_date, prev_ts = event.eventDate, ts
+                    # Only a new date can move the page's oldest/newest marks.
+                    if last_ts is None or ts > last_ts:
+                        last_ts = ts
+                    if first_ts is None or ts < first_ts:
+                        first_ts = ts
                 if not event.id:
                     raise InvalidEvent("empty id")
             except (InvalidEvent, msgspec.DecodeError) as exc:
                 self._quarantine(raw, exc)
                 continue
-            if last_ts is None or ts > last_ts:
-                last_ts = ts
-            if first_ts is None or ts < first_ts:
-                first_ts = ts
             eid = event.id
             if len(eid) == 36 and eid[8] == "-" and (x := _uuid_int(eid)) is not None:
                 h = ((x >> 64) ^ x) & _MASK64

@@ -31,18 +31,20 @@ class SiemRecord(msgspec.Struct, gc=False):
 
 # Reads only SlimEvent fields and embeds the original bytes: the engine may decode less.
 SLIM_EVENT = True
+_Raw = msgspec.Raw
+
 
 def to_siem(event: AuditEvent, raw: msgspec.Raw, tier: str) -> SiemRecord:
-    user, entity = event.user, event.entity
+    user, entity, data, guide_type = event.user, event.entity, event.data, event.eventType
     return SiemRecord(
         event.eventDate,
         event.id,
         user.id if user else None,
         user.name if user else None,
-        event.eventType if event.eventType is not None else event_type(event),
+        guide_type if guide_type is not None else event_type(event),
         entity.id if entity else None,
         event.entityType,
-        event.data if isinstance(event.data, msgspec.Raw) else raw,
+        data if data.__class__ is _Raw else raw,  # the guide's events-cursor: `data` is the payload
         tier,
     )
 
