@@ -109,7 +109,7 @@ def stages(pages: list[bytes], repeat: int) -> list[tuple[str, float]]:
     loop (keeping 20k results alive would charge cold memory and collector passes to the step).
     """
     from shipper.emitter import LineEncoder
-    from shipper.models import ResultsPage, _event_decoder, decode_event, parse_event_time_ms
+    from shipper.models import ResultsPage, decode_event, event_decoder, parse_event_time_ms
     from shipper.schemas.siem import to_siem
     from shipper.window import id_hash
 
@@ -132,7 +132,7 @@ def stages(pages: list[bytes], repeat: int) -> list[tuple[str, float]]:
     steps = [
         ("page decode (ResultsPage, Raw entities)", per_page(dec.decode, pages)),
         ("decode_event (total)", per_page(lambda rs: [decode_event(r) for r in rs], raws)),
-        ("  msgspec AuditEvent decode", per_page(lambda rs: [_event_decoder.decode(r) for r in rs], raws)),
+        ("  msgspec AuditEvent decode", per_page(lambda rs: [event_decoder(False).decode(r) for r in rs], raws)),
         ("  parse_event_time_ms", per_page(lambda ds: [parse_event_time_ms(ev.eventDate) for ev, _ in ds], decoded)),
         ("id_hash (blake2b)", per_page(lambda ds: [id_hash(ev.id) for ev, _ in ds], decoded)),
         ("to_siem mapper", per_page(lambda p: [to_siem(ev, r, "standard") for (ev, _), r in zip(*p, strict=True)],

@@ -9,7 +9,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import EXIT_CONFIG, EXIT_RUNTIME, ConfigError, ShipperError
+from .errors import EXIT_RUNTIME, ConfigError, ShipperError
 
 if TYPE_CHECKING:
     from .config import Config
@@ -67,8 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--events", type=int, default=500, help="simulated history size (default 500)")
     demo.add_argument("--schema", default="siem", help="output schema (siem, ecs, ocsf, cim, asim, raw)")
 
-    check = sub.add_parser("check", parents=[common, cfg_arg], help="verify config, credentials, permission, state")
-    check.set_defaults()
+    sub.add_parser("check", parents=[common, cfg_arg], help="verify config, credentials, permission, state")
     status = sub.add_parser("status", parents=[common, cfg_arg], help="show position, lag and health")
     status.add_argument("--json", action="store_true", help="print JSON")
     backfill = sub.add_parser("backfill", parents=[common, cfg_arg], help="re-export a past range to stdout")
@@ -233,4 +232,4 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-__all__ = ["EXIT_CONFIG", "main", "build_engine"]
+__all__ = ["build_engine", "main"]

@@ -169,13 +169,12 @@ class StdoutSink:
     def write_page(self, page: bytes | bytearray) -> None:
         if not page:
             return
-        data = page
         try:
             if self._fd is None:
-                self.stream.write(data)
+                self.stream.write(page)
                 self.stream.flush()
             else:
-                self._write_all(data)
+                self._write_all(page)
         except (BrokenPipeError, ValueError) as exc:
             self._closed(exc)
         except OSError as exc:

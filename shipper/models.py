@@ -100,7 +100,6 @@ class InvalidEvent(ValueError):
 
 _event_decoder = msgspec.json.Decoder(AuditEvent)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_last_date: list = ["", 0]
 _MS = timedelta(milliseconds=1)
 
 
@@ -121,23 +120,28 @@ def parse_event_time_ms(text: str) -> int:
 _slim_decoder = msgspec.json.Decoder(SlimEvent)
 
 
+def event_decoder(slim: bool) -> msgspec.json.Decoder:
+    """The decoder for whole events, or for the SlimEvent subset."""
+    return _slim_decoder if slim else _event_decoder
+
+
 def decode_event(raw: bytes | msgspec.Raw, slim: bool = False) -> tuple[AuditEvent, int]:  # SlimEvent if slim
     """Decode one raw event; raise InvalidEvent with the reason when it is malformed."""
     try:
-        event = _slim_decoder.decode(raw) if slim else _event_decoder.decode(raw)
+        event = event_decoder(slim).decode(raw)
     except msgspec.DecodeError as exc:
         raise InvalidEvent(str(exc)) from None
     if not event.id:
         raise InvalidEvent("empty id")
-    date = event.eventDate
-    if date == _last_date[0]:  # bulk operations stamp runs of events with one millisecond
-        return event, _last_date[1]
+    return event, event_time_ms(event.eventDate)
+
+
+def event_time_ms(date: str) -> int:
+    """eventDate to epoch ms, or InvalidEvent naming the bad value."""
     try:
-        ts = parse_event_time_ms(date)
+        return parse_event_time_ms(date)
     except ValueError:
         raise InvalidEvent(f"bad eventDate {date[:40]!r}") from None
-    _last_date[0], _last_date[1] = date, ts
-    return event, ts
 
 
 def format_ms(ms: int) -> str:

@@ -16,10 +16,10 @@ from hashlib import blake2b
 DAY_MS = 86_400_000
 
 
-_MASK64 = (1 << 64) - 1
+MASK64 = (1 << 64) - 1
 
 
-def _uuid_int(text: str) -> int | None:
+def uuid_int(text: str) -> int | None:
     try:
         return int(text.replace("-", ""), 16)
     except ValueError:
@@ -28,9 +28,9 @@ def _uuid_int(text: str) -> int | None:
 
 def id_hash(event_id: str) -> int:
     """A stable 64-bit key for an event id (persisted in the state file)."""
-    if len(event_id) == 36 and event_id[8] == "-" and (x := _uuid_int(event_id)) is not None:
+    if len(event_id) == 36 and event_id[8] == "-" and (x := uuid_int(event_id)) is not None:
         # A UUID (every Genesys id): fold its 128 bits, 4x cheaper than hashing.
-        return ((x >> 64) ^ x) & _MASK64
+        return ((x >> 64) ^ x) & MASK64
     return int.from_bytes(blake2b(event_id.encode("utf-8"), digest_size=8).digest(), "little")
 
 
@@ -50,9 +50,6 @@ class Ledger:
         self.frontier = frontier
         self.recheck = min(recheck, frontier)
         self.seen: dict[int, int] = seen or {}
-
-    def is_new(self, h: int) -> bool:
-        return h not in self.seen
 
     def remember(self, h: int, ts: int) -> None:
         self.seen[h] = ts

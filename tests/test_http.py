@@ -48,12 +48,16 @@ class FakeClock:
         return self.t
 
 
+def _provider(sim: Any, clock: FakeClock, secret: str = "demo-secret") -> TokenProvider:
+    tokens = TokenProvider(f"{sim.url}/oauth/token", "demo-client", secret, margin=500, clock=clock)
+    tokens.client = HttpClient(requests_per_minute=60000)
+    return tokens
+
+
 def test_token_refreshes_once_margin_remains(simulator: Any) -> None:
     sim = simulator(events=1, token_ttl=1000)
     clock = FakeClock()
-    client = HttpClient(requests_per_minute=60000)
-    tokens = TokenProvider(f"{sim.url}/oauth/token", "demo-client", "demo-secret", margin=500, clock=clock)
-    tokens.client = client
+    tokens = _provider(sim, clock)
     first = tokens.token()
     clock.t += 499  # 501 s of life left: keep it
     assert tokens.token() == first
@@ -66,9 +70,7 @@ def test_token_refreshes_once_margin_remains(simulator: Any) -> None:
 def test_short_lived_token_refreshes_at_half_life(simulator: Any) -> None:
     sim = simulator(events=1, token_ttl=60)
     clock = FakeClock()
-    client = HttpClient(requests_per_minute=60000)
-    tokens = TokenProvider(f"{sim.url}/oauth/token", "demo-client", "demo-secret", margin=500, clock=clock)
-    tokens.client = client
+    tokens = _provider(sim, clock)
     first = tokens.token()
     clock.t += 29
     assert tokens.token() == first
