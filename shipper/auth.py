@@ -8,19 +8,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from . import logs
 from .errors import AuthError
+from .models import TokenResponse
 
 if TYPE_CHECKING:
     from .http import HttpClient
-
-
-class TokenResponse(msgspec.Struct):
-    access_token: str
-    expires_in: float = 86400
-    token_type: str = "bearer"
 
 
 class TokenProvider:

@@ -20,17 +20,11 @@ import urllib3
 from . import logs
 from .auth import TokenProvider, describe_token_failure
 from .errors import ApiError, AuthError, Interrupted
+from .models import ErrorBody
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 3600.0
-
-
-class ErrorBody(msgspec.Struct):
-    message: str | None = None
-    code: str | None = None
-    status: int | None = None
-    contextId: str | None = None  # noqa: N815 - the API's spelling
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

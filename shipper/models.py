@@ -94,6 +94,43 @@ class ResultsPage(msgspec.Struct):
     downloadUrl: str | None = None  # noqa: N815
 
 
+class RealtimePage(msgspec.Struct):
+    """One realtime answer; entities stay raw bytes so the output can embed them unchanged."""
+
+    entities: list[msgspec.Raw] = []
+    pageSize: int | None = None  # noqa: N815
+    pageNumber: int | None = None  # noqa: N815
+    total: int | None = None
+    pageCount: int | None = None  # noqa: N815
+
+
+class TokenResponse(msgspec.Struct):
+    access_token: str
+    expires_in: float = 86400
+    token_type: str = "bearer"
+
+
+class ErrorBody(msgspec.Struct):
+    message: str | None = None
+    code: str | None = None
+    status: int | None = None
+    contextId: str | None = None  # noqa: N815 - the API's spelling
+
+
+class ServiceEntity(msgspec.Struct):
+    name: str
+    actions: list[str] = []
+
+
+class ServiceInfo(msgspec.Struct):
+    name: str
+    entities: list[ServiceEntity] = []
+
+
+class ServiceMapping(msgspec.Struct):
+    services: list[ServiceInfo] = []
+
+
 class InvalidEvent(ValueError):
     """An event that cannot be decoded or has a bad date: it goes to quarantine."""
 

@@ -158,23 +158,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Entity(msgspec.Struct):
-    name: str
-    actions: list[str] = []
-
-
-class _Service(msgspec.Struct):
-    name: str
-    entities: list[_Entity] = []
-
-
-class ServiceMapping(msgspec.Struct):
-    services: list[_Service] = []
 
 
 def cmd_services(args: argparse.Namespace) -> int:
     from .cli import build_client
     from .config import load_config
+    from .models import ServiceMapping
 
     cfg = load_config(args.config)
     client = build_client(cfg, threading.Event())

@@ -18,7 +18,7 @@ import msgspec
 
 from .. import logs
 from ..filters import server_side_query
-from ..models import format_ms
+from ..models import RealtimePage, format_ms
 from ..window import DAY_MS, plan_windows
 from . import last_event_ms
 from .audits_query import AuditsQuerySource
@@ -31,16 +31,6 @@ REALTIME_SPAN_MS = 14 * DAY_MS
 # Hand anything this close to the 14-day edge to the async query too: the realtime requests
 # happen later than the split is computed, and the server's clock may run ahead of ours.
 FALLBACK_MARGIN_MS = 3_600_000
-
-
-class RealtimePage(msgspec.Struct):
-    """One realtime answer; entities stay raw bytes so the output can embed them unchanged."""
-
-    entities: list[msgspec.Raw] = []
-    pageSize: int | None = None  # noqa: N815
-    pageNumber: int | None = None  # noqa: N815
-    total: int | None = None
-    pageCount: int | None = None  # noqa: N815
 
 
 class AuditsRealtimeSource:
