@@ -1,18 +1,27 @@
-"""YAML config decoded into msgspec Structs: interpolation, durations, regions, validation."""
+"""YAML config decoded into msgspec Structs: interpolation, durations, regions, validation.
+
+Every error is one line naming the key (never echoing a secret) and says how to fix it.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
-from datetime import datetime, timedelta, timezone
+import stat
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
+import yaml
 
 from .errors import ConfigError
+from .filters import FiltersConfig, ReduceRule, RoutingConfig
+from .schemas import SCHEMAS
+from .sources import SOURCES
 
 REGIONS: dict[str, str] = {
     "us-east-1": "mypurecloud.com",
@@ -34,12 +43,12 @@ REGIONS: dict[str, str] = {
     "mx-central-1": "mxc1.pure.cloud",
 }
 
-SCHEMAS = ("siem", "ecs", "ocsf", "cim", "asim", "raw", "custom")
-APIS = ("audits-query", "audits-realtime", "events-cursor")
-
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_NODES = 100_000
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME_LIKE = re.compile(r"^[a-z]{2}-[a-z]+-\d$")
 
 
 class Duration(float):
@@ -52,6 +61,8 @@ class StartFrom(str):
 
 def parse_duration(text: object) -> Duration:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if not math.isfinite(text):
+            raise ValueError(f"{text!r} is not a duration: write a finite number and a unit, e.g. 30s")
         return Duration(float(text))
     if isinstance(text, str):
         m = _DURATION.match(text)
@@ -78,20 +89,36 @@ def resolve_start(text: str, now: datetime) -> datetime:
     return parse_time(text)
 
 
+def _start_from(obj: Any) -> StartFrom:
+    if isinstance(obj, datetime):  # an unquoted ISO time in YAML
+        obj = (obj if obj.tzinfo else obj.replace(tzinfo=timezone.utc)).isoformat()
+    elif isinstance(obj, date):
+        obj = obj.isoformat() + "T00:00:00+00:00"
+    if not isinstance(obj, str):
+        raise ValueError(f"{obj!r} is neither an ISO-8601 time nor a duration such as 24h")
+    now = datetime.now(timezone.utc)
+    try:
+        start = resolve_start(obj, now)
+    except (ValueError, OverflowError):
+        raise ValueError(
+            f"{obj!r} is neither an ISO-8601 time (2026-01-15T00:00:00Z) nor a duration such as 24h"
+        ) from None
+    if start > now + timedelta(days=1):
+        raise ValueError(f"{obj!r} is in the future: nothing would be shipped; use a past time or a lookback")
+    return StartFrom(obj)
+
+
 def _dec_hook(tp: type, obj: Any) -> Any:
     if tp is Duration:
         return parse_duration(obj)
     if tp is StartFrom:
-        if not isinstance(obj, str):
-            raise ValueError(f"{obj!r} is neither an ISO-8601 time nor a duration such as 24h")
-        try:
-            resolve_start(obj, datetime.now(timezone.utc))
-        except ValueError:
-            raise ValueError(
-                f"{obj!r} is neither an ISO-8601 time (2026-01-15T00:00:00Z) nor a duration such as 24h"
-            ) from None
-        return StartFrom(obj)
+        return _start_from(obj)
     raise NotImplementedError(tp)
+
+
+def _positive(key: str, value: float, example: str) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{key} must be a positive duration, e.g. {example}")
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -105,7 +132,7 @@ class GenesysConfig(_Strict):
     client_id: str | None = None
     client_secret: str | None = None
     client_secret_file: str | None = None
-    api: Literal["audits-query", "audits-realtime", "events-cursor"] = "audits-query"
+    api: str = "audits-query"
     token_refresh_margin: Duration = Duration(500)
     connect_timeout: Duration = Duration(10)
     read_timeout: Duration = Duration(60)
@@ -115,12 +142,16 @@ class GenesysConfig(_Strict):
 
     def __post_init__(self) -> None:
         if self.region not in REGIONS and not (self.api_url and self.login_url):
-            raise ValueError(
-                f"genesys.region {self.region!r} is unknown: use one of {', '.join(REGIONS)} "
-                "or set genesys.api_url and genesys.login_url"
-            )
+            # A secret pasted into the wrong key must not be echoed: show only region-like values.
+            shown = f" {self.region!r}" if _NAME_LIKE.match(self.region) else ""
+            raise ValueError(f"genesys.region{shown} is unknown: use one of {', '.join(REGIONS)} "
+                             "or set genesys.api_url and genesys.login_url")
+        if self.api not in SOURCES:
+            raise ValueError(f"genesys.api {self.api!r} is unknown: use one of {', '.join(SOURCES)}")
         if self.client_secret is not None and self.client_secret_file is not None:
             raise ValueError("set genesys.client_secret or genesys.client_secret_file, not both")
+        for key in ("token_refresh_margin", "connect_timeout", "read_timeout"):
+            _positive(f"genesys.{key}", getattr(self, key), "10s")
 
 
 class PollConfig(_Strict):
@@ -142,14 +173,15 @@ class PollConfig(_Strict):
             raise ValueError(
                 f"poll.cursor_page_size {self.cursor_page_size} is out of range: use 1 to 100 (the guide says 50-100)"
             )
-        if self.interval <= 0:
-            raise ValueError("poll.interval must be positive, e.g. 60s")
-        if not 0 < self.max_window <= 31 * 86400:
+        for key, example in (("interval", "60s"), ("late_window", "30m"), ("health_interval", "24h"),
+                             ("retention", "365d"), ("max_window", "31d"), ("query_timeout", "10m")):
+            _positive(f"poll.{key}", getattr(self, key), example)
+        if not (math.isfinite(self.settle_delay) and self.settle_delay >= 0):
+            raise ValueError("poll.settle_delay must be 0 or more, e.g. 30s")
+        if self.max_window > 31 * 86400:
             raise ValueError("poll.max_window must be between 1s and 31d (the API's longest interval)")
         if self.settle_delay > self.late_window:
             raise ValueError("poll.settle_delay must not exceed poll.late_window")
-        if self.late_window <= 0 or self.health_interval <= 0:
-            raise ValueError("poll.late_window and poll.health_interval must be positive, e.g. 30m and 24h")
         if self.retention <= self.late_window:
             raise ValueError("poll.retention must be longer than poll.late_window, e.g. 365d")
 
@@ -163,47 +195,20 @@ class RateLimitConfig(_Strict):
     def __post_init__(self) -> None:
         if not 0.1 <= self.requests_per_minute <= 1_000_000:
             raise ValueError("rate_limit.requests_per_minute must be between 0.1 and 1000000, e.g. 300")
-        if self.max_retries < 0:
-            raise ValueError("rate_limit.max_retries must be 0 or more")
+        if not 0 <= self.max_retries <= 1000:
+            raise ValueError("rate_limit.max_retries must be between 0 and 1000, e.g. 8")
+        _positive("rate_limit.backoff_base", self.backoff_base, "1s")
+        _positive("rate_limit.backoff_max", self.backoff_max, "60s")
+        if self.backoff_max < self.backoff_base:
+            raise ValueError("rate_limit.backoff_max must not be shorter than rate_limit.backoff_base")
 
 
 class StateConfig(_Strict):
     path: str = "genesys-audit-state.json"
 
 
-class Rule(_Strict):
-    """Matches an event when every given field matches (exact or glob)."""
-
-    service: str | None = None
-    entity_type: str | None = None
-    action: str | None = None
-    status: str | None = None
-    level: str | None = None
-    user_id: str | None = None
-
-
-class ReduceRule(_Strict):
-    match: Rule
-    keep: list[str]
-
-
-class TierRule(_Strict):
-    tier: str
-    rules: list[Rule]
-
-
-class FiltersConfig(_Strict):
-    include: list[Rule] = msgspec.field(default_factory=list)
-    exclude: list[Rule] = msgspec.field(default_factory=list)
-
-
-class RoutingConfig(_Strict):
-    tiers: list[TierRule] = msgspec.field(default_factory=list)
-    default_tier: str = "standard"
-
-
 class OutputConfig(_Strict):
-    schema: Literal["siem", "ecs", "ocsf", "cim", "asim", "raw", "custom"] = "siem"
+    schema: str = "siem"
     template: dict[str, Any] | None = None
     max_line_bytes: int = 65536
     quarantine: str | None = None
@@ -213,6 +218,8 @@ class OutputConfig(_Strict):
     keep_files: int = 5
 
     def __post_init__(self) -> None:
+        if self.schema not in SCHEMAS:
+            raise ValueError(f"output.schema {self.schema!r} is unknown: use one of {', '.join(SCHEMAS)}")
         if self.schema == "custom" and not self.template:
             raise ValueError("output.schema is custom but output.template is empty: give a mapping")
         if self.max_line_bytes < 1024:
@@ -245,7 +252,12 @@ class Config(_Strict):
         return (self.genesys.login_url or f"https://login.{REGIONS[self.genesys.region]}").rstrip("/")
 
 
-def _interpolate(node: Any, env: dict[str, str], path: str) -> Any:
+# -- validation helpers ------------------------------------------------------------------------
+def _interpolate(node: Any, env: dict[str, str], path: str, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(f"config expands to more than {MAX_CONFIG_NODES} values (YAML aliases nested in "
+                          "aliases?); write it out plainly")
     if isinstance(node, str):
 
         def sub(m: re.Match[str]) -> str:
@@ -262,9 +274,9 @@ def _interpolate(node: Any, env: dict[str, str], path: str) -> Any:
 
         return _VAR.sub(sub, node)
     if isinstance(node, dict):
-        return {k: _interpolate(v, env, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+        return {k: _interpolate(v, env, f"{path}.{k}" if path else str(k), budget) for k, v in node.items()}
     if isinstance(node, list):
-        return [_interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(node)]
+        return [_interpolate(v, env, f"{path}[{i}]", budget) for i, v in enumerate(node)]
     return node
 
 
@@ -279,17 +291,24 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def check_url(key: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{key}: {url!r} is not an http(s) URL; write e.g. https://api.mypurecloud.com")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+def check_url(key: str, url: str, schemes: tuple[str, ...] = ("http", "https"), loopback_http: bool = True) -> None:
+    """A URL we may send credentials to: right scheme, a host, a valid port, no userinfo."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port out of range
+    except ValueError:
+        raise ConfigError(f"{key}: not a valid URL (bad host or a port outside 1-65535); "
+                          "write e.g. https://api.mypurecloud.com") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"{key}: not an {'/'.join(schemes)} URL with a host; write e.g. {schemes[-1]}://host:port")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{key}: the URL must not carry credentials (user:password@); remove them")
+    if port == 0:
+        raise ConfigError(f"{key}: port 0 is not a port; use 1-65535")
+    if loopback_http and parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ConfigError(
             f"{key}: plain http is allowed only for loopback hosts, not {parts.hostname!r}; use https://"
         )
-
-
-_CHOICES = {"output.schema": SCHEMAS, "genesys.api": APIS}
 
 
 def _key_of(message: str) -> str:
@@ -303,46 +322,90 @@ def config_from_mapping(data: Any, source: str = "config", env: dict[str, str] |
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections (genesys:, poll:, ...)")
-    data = _interpolate(data, dict(os.environ) if env is None else env, "")
+    data = _interpolate(data, dict(os.environ) if env is None else env, "", [MAX_CONFIG_NODES])
     try:
         cfg = msgspec.convert(data, Config, dec_hook=_dec_hook, strict=False)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        key = _key_of(text)
-        detail = re.sub(r"\s*-\s*at `[^`]*`$", "", text)
-        if "unknown field" in detail:
-            field = re.search(r"`([^`]*)`", detail)
-            name = f"{key}.{field.group(1)}" if key and field else (field.group(1) if field else key)
-            raise ConfigError(
-                f"{source}: unknown key {name!r}; check its spelling against the README's config table"
-            ) from None
-        if key in _CHOICES and "enum" in detail:
-            detail = f"{detail}; use one of {', '.join(_CHOICES[key])}"
-        where = f" {key}:" if key and key not in detail else ""
-        raise ConfigError(f"{source}:{where} {detail}") from None
+        raise ConfigError(_describe(str(exc), source)) from None
     for key, url in (("genesys.api_url", cfg.genesys.api_url), ("genesys.login_url", cfg.genesys.login_url)):
         if url:
             check_url(key, url)
+    if cfg.genesys.proxy:
+        check_url("genesys.proxy", cfg.genesys.proxy, ("http", "https", "socks5", "socks5h"), loopback_http=False)
     return cfg
 
 
-def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
-    import yaml
+def _describe(text: str, source: str) -> str:
+    key = _key_of(text)
+    detail = re.sub(r"\s*-\s*at `[^`]*`$", "", text)
+    if "unknown field" in detail:
+        field = re.search(r"`([^`]*)`", detail)
+        name = f"{key}.{field.group(1)}" if key and field else (field.group(1) if field else key)
+        return f"{source}: unknown key {name!r}; check its spelling against the README's config table"
+    where = f" {key}:" if key and key not in detail else ""
+    return f"{source}:{where} {detail}"
 
+
+# -- YAML ------------------------------------------------------------------------------------------
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (the last one would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise ConfigError(f"{self.name}: line {mark.line + 1}: key {key!r} appears twice in one mapping; "
+                                  "keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_regular_file(path: Path, key: str, limit: int = MAX_CONFIG_BYTES) -> bytes:
+    """A regular file's bytes: never blocks on a FIFO or a device, never reads more than `limit`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: {str(path)!r} not found; give the path of an existing file") from None
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {str(path)!r} ({exc.strerror}); check its permissions") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{key}: {str(path)!r} is not a regular file (a FIFO or device?); give a file")
+        if st.st_size > limit:
+            raise ConfigError(f"{key}: {str(path)!r} is larger than {limit} bytes; is it the right file?")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {str(path)!r} ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
     p = Path(path)
     try:
-        text = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found; pass --config PATH to an existing YAML file") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read config file ({exc.strerror}); check its permissions") from None
+        text = read_regular_file(p, "--config")
+    except ConfigError as exc:
+        if "not found" in str(exc):
+            raise ConfigError(f"{p}: config file not found; pass --config PATH to an existing YAML file") from None
+        raise
     try:
-        data = yaml.safe_load(text)
+        loader = _StrictLoader(text)
+        loader.name = str(p)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{p}:{where}: YAML syntax error ({problem}); fix the YAML") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: YAML nested too deeply; flatten it") from None
     return config_from_mapping(data, str(p), env)
 
 
@@ -350,15 +413,11 @@ def read_secret(cfg: Config) -> str:
     """The client secret, from the config value or from its file; never logged."""
     g = cfg.genesys
     if g.client_secret_file:
-        try:
-            secret = Path(g.client_secret_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"genesys.client_secret_file: cannot read {g.client_secret_file!r} ({exc.strerror})"
-            ) from None
-        if not secret:
+        secret = read_regular_file(Path(g.client_secret_file), "genesys.client_secret_file", 65536)
+        text = secret.decode("utf-8", "replace").strip()
+        if not text:
             raise ConfigError(f"genesys.client_secret_file: {g.client_secret_file!r} is empty")
-        return secret
+        return text
     if not g.client_secret:
         raise ConfigError(
             "genesys.client_secret is not set: set it to ${GENESYS_CLIENT_SECRET} "

@@ -53,3 +53,11 @@ class OutputClosed(ShipperError):
     """stdout was closed by the reader (EPIPE)."""
 
     exit_code = EXIT_OK
+
+
+class OutputError(ShipperError):
+    """The output could not take a page (disk full, I/O error, a receiver that stays down)."""
+
+
+class LeadershipLost(ShipperError):
+    """Another collector leads this org now, or the lease cannot be proven alive (etcd)."""

@@ -1,4 +1,5 @@
-"""Filters, tiers and payload reduction: pure functions over a decoded event."""
+"""Rules for filters, tiers and payload reduction: their config structs and pure functions over a
+decoded event. Sources read `is_exact` to decide what they may push down to the API."""
 
 from __future__ import annotations
 
@@ -6,18 +7,62 @@ import re
 from collections.abc import Callable
 from fnmatch import translate
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import FiltersConfig, ReduceRule, Rule, TierRule
-from .models import AuditEvent
+import msgspec
 
-_GLOB_CHARS = frozenset("*?[")
-_SERVER_FILTERS = {"entity_type": "EntityType", "action": "Action", "user_id": "UserId"}
+if TYPE_CHECKING:
+    from .models import AuditEvent
+
+GLOB_CHARS = frozenset("*?[")
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    pass
+
+
+class Rule(_Strict):
+    """Matches an event when every given field matches (exact or glob)."""
+
+    service: str | None = None
+    entity_type: str | None = None
+    action: str | None = None
+    status: str | None = None
+    level: str | None = None
+    user_id: str | None = None
+
+
+RULE_FIELDS: tuple[str, ...] = Rule.__struct_fields__
+
+
+class ReduceRule(_Strict):
+    match: Rule
+    keep: list[str]
+
+
+class TierRule(_Strict):
+    tier: str
+    rules: list[Rule]
+
+
+class FiltersConfig(_Strict):
+    include: list[Rule] = msgspec.field(default_factory=list)
+    exclude: list[Rule] = msgspec.field(default_factory=list)
+
+
+class RoutingConfig(_Strict):
+    tiers: list[TierRule] = msgspec.field(default_factory=list)
+    default_tier: str = "standard"
+
+
+def is_exact(value: str | None) -> bool:
+    """A rule value with no glob characters: the only kind an API can filter on for us."""
+    return value is not None and not GLOB_CHARS & set(value)
 
 
 @lru_cache(maxsize=1024)
 def _pattern(value: str) -> Callable[[str], bool]:
-    if not _GLOB_CHARS & set(value):
+    if is_exact(value):
         return value.__eq__
     return re.compile(translate(value)).match  # type: ignore[return-value]
 
@@ -36,7 +81,7 @@ def event_fields(event: AuditEvent) -> dict[str, str | None]:
 def rule_matches(rule: Rule, event: AuditEvent) -> bool:
     """True when every field the rule names matches (exact or glob)."""
     fields = None
-    for name in Rule.__struct_fields__:
+    for name in RULE_FIELDS:
         want = getattr(rule, name)
         if want is None:
             continue
@@ -64,24 +109,6 @@ def make_filter(cfg: FiltersConfig) -> Callable[[AuditEvent], bool]:
         return not include or any_matches(include, event)
 
     return keep
-
-
-def server_side_query(cfg: FiltersConfig) -> tuple[str | None, list[dict[str, str]]]:
-    """What the API can filter for us: one include rule with exact values pushes down as-is."""
-    if len(cfg.include) != 1:
-        return None, []
-    rule = cfg.include[0]
-    service: str | None = None
-    filters: list[dict[str, str]] = []
-    for name in Rule.__struct_fields__:
-        value = getattr(rule, name)
-        if value is None or _GLOB_CHARS & set(value):
-            continue
-        if name == "service":
-            service = value
-        elif name in _SERVER_FILTERS:
-            filters.append({"property": _SERVER_FILTERS[name], "value": value})
-    return service, filters
 
 
 def make_tiering(tiers: list[TierRule], default: str) -> Callable[[AuditEvent], str]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
+
+from . import logs
 
 
 # gc=False: decoded events never form reference cycles, so the collector need not track them.
@@ -78,35 +82,53 @@ class SlimEvent(msgspec.Struct, gc=False):
     data: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
+QUERY_STATES = ("Queued", "Running", "Succeeded", "Failed", "Cancelled")
+
+
 class QueryStatus(msgspec.Struct):
+    """The answer to a query submit and to a status poll."""
+
     id: str
     state: str
     interval: str | None = None
     errorMessage: str | None = None  # noqa: N815
 
+    def __post_init__(self) -> None:
+        if not self.id or self.state not in QUERY_STATES:
+            raise ValueError(f"query status needs an id and a state in {QUERY_STATES}, got {self.state!r}")
+
 
 class ResultsPage(msgspec.Struct):
-    """One page of results: entities stay raw bytes so the output can embed them unchanged."""
+    """One page of async query results. `entities` stays raw bytes so the output can embed the
+    events unchanged; a 302 answer carries `downloadUrl` instead (see decode_page)."""
 
-    entities: list[msgspec.Raw] = []
+    entities: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
     cursor: str | None = None
     pageSize: int | None = None  # noqa: N815
     downloadUrl: str | None = None  # noqa: N815
+    id: str | None = None
 
 
 class RealtimePage(msgspec.Struct):
     """One realtime answer; entities stay raw bytes so the output can embed them unchanged."""
 
-    entities: list[msgspec.Raw] = []
+    entities: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
     pageSize: int | None = None  # noqa: N815
     pageNumber: int | None = None  # noqa: N815
     total: int | None = None
     pageCount: int | None = None  # noqa: N815
 
 
+class CursorPage(msgspec.Struct):
+    """One page of the guide's events-cursor contract."""
+
+    entities: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    nextPageCursor: str | None = None  # noqa: N815
+
+
 class TokenResponse(msgspec.Struct):
     access_token: str
-    expires_in: float = 86400
+    expires_in: float
     token_type: str = "bearer"
 
 
@@ -128,14 +150,13 @@ class ServiceInfo(msgspec.Struct):
 
 
 class ServiceMapping(msgspec.Struct):
-    services: list[ServiceInfo] = []
+    services: list[ServiceInfo]
 
 
 class InvalidEvent(ValueError):
     """An event that cannot be decoded or has a bad date: it goes to quarantine."""
 
 
-_event_decoder = msgspec.json.Decoder(AuditEvent)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
 
@@ -154,31 +175,50 @@ def parse_event_time_ms(text: str) -> int:
     return (dt - _EPOCH) // _MS
 
 
-_slim_decoder = msgspec.json.Decoder(SlimEvent)
-
-
-def event_decoder(slim: bool) -> msgspec.json.Decoder:
-    """The decoder for whole events, or for the SlimEvent subset."""
-    return _slim_decoder if slim else _event_decoder
-
-
-def decode_event(raw: bytes | msgspec.Raw, slim: bool = False) -> tuple[AuditEvent, int]:  # SlimEvent if slim
-    """Decode one raw event; raise InvalidEvent with the reason when it is malformed."""
-    try:
-        event = event_decoder(slim).decode(raw)
-    except msgspec.DecodeError as exc:
-        raise InvalidEvent(str(exc)) from None
-    if not event.id:
-        raise InvalidEvent("empty id")
-    return event, event_time_ms(event.eventDate)
-
-
 def event_time_ms(date: str) -> int:
     """eventDate to epoch ms, or InvalidEvent naming the bad value."""
     try:
         return parse_event_time_ms(date)
     except ValueError:
         raise InvalidEvent(f"bad eventDate {date[:40]!r}") from None
+
+
+_DECODERS = {False: msgspec.json.Decoder(AuditEvent), True: msgspec.json.Decoder(SlimEvent)}
+
+
+Decoded = tuple[AuditEvent, int]  # the event (a SlimEvent when slim) and its time in epoch ms
+
+
+def event_decoder(slim: bool = False) -> Callable[[bytes | msgspec.Raw], Decoded]:
+    """The one event decoder, for the pipeline and the tests alike: decode, then check the id,
+    then the date; InvalidEvent with the reason when an event is malformed. Bulk operations stamp
+    hundreds of events with one millisecond, so the last date parsed is remembered (make one
+    decoder per page)."""
+    decode = _DECODERS[slim].decode
+    last_date, last_ms = "", 0
+
+    def decode_one(raw: bytes | msgspec.Raw) -> Decoded:
+        nonlocal last_date, last_ms
+        try:
+            event = decode(raw)
+        except msgspec.DecodeError as exc:  # ValidationError included
+            raise InvalidEvent(str(exc)) from None
+        except RecursionError:
+            raise InvalidEvent("nested too deeply to decode") from None
+        if not event.id:
+            raise InvalidEvent("empty id")
+        date = event.eventDate
+        if date != last_date:
+            last_ms = event_time_ms(date)
+            last_date = date
+        return event, last_ms
+
+    return decode_one
+
+
+def decode_event(raw: bytes | msgspec.Raw, slim: bool = False) -> Decoded:
+    """Decode one raw event (see event_decoder)."""
+    return event_decoder(slim)(raw)
 
 
 def format_ms(ms: int) -> str:
@@ -188,3 +228,91 @@ def format_ms(ms: int) -> str:
         return datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{rem:03d}Z"
     except (OverflowError, OSError, ValueError):
         return f"{ms}ms"  # out of datetime's range: bad input must not crash a log line
+
+
+# -- result pages ---------------------------------------------------------------------------------
+Page = TypeVar("Page", ResultsPage, RealtimePage, CursorPage)
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
+def decode_page(body: bytes, page_type: type[Page]) -> Page:
+    """The one decoder of result pages. A page without `entities` is a ValidationError, never an
+    empty page; an event nested too deeply to decode stays in the page (it is quarantined later)
+    instead of failing the page; invalid UTF-8 inside an event is replaced with U+FFFD."""
+    try:
+        page = msgspec.json.decode(body, type=page_type)
+    except RecursionError:
+        page = _decode_deep(body, page_type)
+    if page.entities is msgspec.UNSET:
+        if not getattr(page, "downloadUrl", None):
+            raise msgspec.ValidationError(f"the answer has no `entities` list ({page_type.__name__})")
+        page.entities = []
+    if not body.isascii():
+        page.entities = _repair_utf8(page.entities)
+    return page
+
+
+def _decode_deep(body: bytes, page_type: type[Page]) -> Page:
+    found = split_array_member(body, b'"entities"')
+    if found is None:
+        raise msgspec.DecodeError("the answer is nested too deeply to decode")
+    items, start, end = found
+    page = msgspec.json.decode(body[:start] + b"[]" + body[end:], type=page_type)
+    page.entities = [msgspec.Raw(_compact(item)) for item in items]
+    return page
+
+
+def _compact(item: bytes) -> bytes:
+    if b"\n" in item or b"\r" in item:
+        try:
+            return msgspec.json.format(item, indent=-1)
+        except (msgspec.DecodeError, RecursionError):
+            return item.replace(b"\r", b" ").replace(b"\n", b" ")  # whitespace only: still the same JSON
+    return item
+
+
+def split_array_member(body: bytes, key: bytes) -> tuple[list[bytes], int, int] | None:
+    """The elements of the array under `key` in the top-level object, as bytes, with the array's
+    span, found by a scan that needs no recursion. None when there is no such array."""
+    depth, armed, start, item_start = 0, False, -1, 0
+    items: list[bytes] = []
+    for m in _TOKEN.finditer(body):
+        tok = m.group()
+        if start < 0:
+            if tok[:1] == b'"':
+                armed = depth == 1 and tok == key
+            elif tok == b"[" and armed and depth == 1:
+                start, item_start, depth = m.start(), m.end(), 2
+            elif tok in (b"[", b"{"):
+                depth, armed = depth + 1, False
+            elif tok in (b"]", b"}"):
+                depth, armed = depth - 1, False
+            continue
+        if tok in (b"[", b"{"):
+            depth += 1
+        elif tok in (b"]", b"}"):
+            depth -= 1
+            if depth == 1:
+                if last := body[item_start:m.start()].strip():
+                    items.append(last)
+                return items, start, m.end()
+        elif tok == b"," and depth == 2:
+            items.append(body[item_start:m.start()].strip())
+            item_start = m.end()
+    return None
+
+
+def _repair_utf8(entities: list[msgspec.Raw]) -> list[msgspec.Raw]:
+    out = entities
+    bad = 0
+    for i, raw in enumerate(entities):
+        try:
+            str(raw, "utf-8")  # validates without copying the bytes
+        except UnicodeDecodeError:
+            if out is entities:
+                out = list(entities)
+            out[i] = msgspec.Raw(bytes(raw).decode("utf-8", "replace").encode("utf-8"))
+            bad += 1
+    if bad:
+        logs.warning("events with invalid UTF-8: the bad bytes were replaced with U+FFFD", events=bad)
+    return out

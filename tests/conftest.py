@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from shipper.core.ledger import fold
 from shipper.simulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator
+from shipper.store import State
+from shipper.store.file import FileStore
 
 CLI = [sys.executable, "-m", "shipper"]
 
@@ -46,6 +49,18 @@ def parse_lines(out: bytes) -> list[dict[str, Any]]:
 
 def event_id(record: dict[str, Any]) -> str:
     return record.get("siem_event_id") or record["id"]
+
+
+def state_bytes(path: Path) -> bytes:
+    """Every byte the state keeps on disk: the snapshot and its journal."""
+    journal = path.with_name(path.name + ".journal")
+    return path.read_bytes() + (journal.read_bytes() if journal.exists() else b"")
+
+
+def read_state(path: Path) -> State | None:
+    """The state as the program would resume from it (snapshot plus journal), read without the lock."""
+    stored = FileStore(path).load()
+    return fold(stored, str(path)) if stored is not None else None
 
 
 def assert_no_traceback(stderr: bytes) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from .conftest import CLI, assert_no_traceback, event_id, parse_lines, run_cli, write_config
+from .conftest import CLI, assert_no_traceback, event_id, parse_lines, run_cli, state_bytes, write_config
 
 
 def _siem_matches(rec: dict[str, Any], src: dict[str, Any]) -> None:
@@ -126,7 +126,7 @@ def test_tokens_and_secrets_never_logged_or_stored(tmp_path: Path, simulator: An
     assert proc.returncode == 0
     issued = list(sim.tokens)
     assert issued
-    blobs = [proc.stderr, (tmp_path / "state.json").read_bytes()]
+    blobs = [proc.stderr, state_bytes(tmp_path / "state.json")]
     for blob in blobs:
         assert b"demo-secret" not in blob
         for token in issued:

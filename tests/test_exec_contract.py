@@ -30,7 +30,10 @@ from typing import Any
 import pytest
 import yaml
 
+from shipper.errors import ShipperError
 from shipper.simulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator
+
+from .conftest import read_state
 
 try:
     import tomllib
@@ -210,9 +213,10 @@ def assert_each_event_once(sim: Simulator, *runs: list[dict[str, Any]]) -> None:
 
 def last_success(state: Path) -> str | None:
     try:
-        return json.loads(state.read_bytes()).get("last_success")
-    except (OSError, ValueError):
+        got = read_state(state)
+    except ShipperError:
         return None
+    return got.last_success if got is not None else None
 
 
 def shipper_processes(config: Path) -> list[int]:

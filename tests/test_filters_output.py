@@ -10,10 +10,19 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.config import FiltersConfig, ReduceRule, Rule, TierRule
-from shipper.emitter import MARKER, shrink_line
-from shipper.filters import make_filter, make_reducer, make_tiering, reduce_payload, server_side_query
+from shipper.filters import (
+    FiltersConfig,
+    ReduceRule,
+    Rule,
+    TierRule,
+    make_filter,
+    make_reducer,
+    make_tiering,
+    reduce_payload,
+)
 from shipper.models import AuditEvent
+from shipper.output.encoder import MARKER, shrink_line
+from shipper.sources.base import server_side_query
 
 from .conftest import assert_no_traceback, event_id, parse_lines, run_cli, write_config
 
@@ -155,8 +164,8 @@ def test_malformed_events_quarantined_and_run_continues(tmp_path: Path, simulato
 
 
 def test_pretty_printed_pages_are_compacted_before_events_are_embedded() -> None:
-    from shipper.http import compact_json
     from shipper.models import ResultsPage
+    from shipper.net.http import compact_json
 
     pretty = b'{\n  "entities": [\n    {\n      "id": "p1",\n      "note": "a\\nb"\n    }\n  ]\n}'
     page = msgspec.json.decode(compact_json(pretty), type=ResultsPage)

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from shipper.auth import TokenProvider
 from shipper.errors import ApiError, AuthError
-from shipper.http import HttpClient, backoff_delay, parse_retry_after, retry_after_delay
+from shipper.net.auth import TokenProvider
+from shipper.net.http import HttpClient, backoff_delay, parse_retry_after, retry_after_delay
 
 
 def test_backoff_is_full_jitter_and_capped() -> None:
@@ -49,9 +49,8 @@ class FakeClock:
 
 
 def _provider(sim: Any, clock: FakeClock, secret: str = "demo-secret") -> TokenProvider:
-    tokens = TokenProvider(f"{sim.url}/oauth/token", "demo-client", secret, margin=500, clock=clock)
-    tokens.client = HttpClient(requests_per_minute=60000)
-    return tokens
+    return TokenProvider(f"{sim.url}/oauth/token", "demo-client", secret, HttpClient(requests_per_minute=60000),
+                         margin=500, clock=clock)
 
 
 def test_token_refreshes_once_margin_remains(simulator: Any) -> None:
@@ -81,8 +80,7 @@ def test_short_lived_token_refreshes_at_half_life(simulator: Any) -> None:
 def test_bad_credentials_raise_auth_error(simulator: Any) -> None:
     sim = simulator(events=1)
     client = HttpClient(requests_per_minute=60000)
-    tokens = TokenProvider(f"{sim.url}/oauth/token", "demo-client", "nope", margin=500)
-    tokens.client = client
+    tokens = TokenProvider(f"{sim.url}/oauth/token", "demo-client", "nope", client, margin=500)
     with pytest.raises(AuthError, match="client id or secret"):
         tokens.token()
 
@@ -90,9 +88,8 @@ def test_bad_credentials_raise_auth_error(simulator: Any) -> None:
 def _client(sim: Any, **kw: Any) -> HttpClient:
     client = HttpClient(requests_per_minute=kw.pop("rpm", 60000), backoff_base=0.01, backoff_max=0.05,
                         rng=random.Random(1), **kw)
-    tokens = TokenProvider(f"{sim.url}/oauth/token", "demo-client", "demo-secret")
-    tokens.client = client
-    client.tokens = tokens
+    tokens = TokenProvider(f"{sim.url}/oauth/token", "demo-client", "demo-secret", client)
+    client.authorize(tokens.token, tokens.invalidate)
     return client
 
 
@@ -111,8 +108,8 @@ def test_retries_5xx_then_gives_up_cleanly(simulator: Any) -> None:
     client = _client(sim, max_retries=3)
     with pytest.raises(ApiError, match="giving up after 3 retries"):
         client.request("GET", f"{sim.url}/api/v2/audits/query/servicemapping")
-    assert client.stats.retries == 3
-    assert client.stats.by_status["503"] == 4
+    assert client.counters.retries == 3
+    assert client.counters.by_status["503"] == 4
 
 
 def test_connection_reset_is_retried(simulator: Any) -> None:
@@ -120,7 +117,7 @@ def test_connection_reset_is_retried(simulator: Any) -> None:
     client = _client(sim, max_retries=2)
     with pytest.raises(ApiError, match="ConnectionError"):
         client.request("GET", f"{sim.url}/api/v2/audits/query/some-transaction")
-    assert client.stats.by_status["error"] == 3
+    assert client.counters.by_status["error"] == 3
 
 
 def test_429_waits_for_retry_after_and_never_early(simulator: Any) -> None:
@@ -128,7 +125,7 @@ def test_429_waits_for_retry_after_and_never_early(simulator: Any) -> None:
     client = _client(sim)
     for _ in range(8):
         client.request("GET", f"{sim.url}/api/v2/audits/query/servicemapping")
-    assert client.stats.throttled >= 1
+    assert client.counters.throttled >= 1
     assert sim.stats.retry_after_violations == 0
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .conftest import CLI, assert_no_traceback, event_id, parse_lines, run_cli, write_config
+from .conftest import CLI, assert_no_traceback, event_id, parse_lines, run_cli, state_bytes, write_config
 
 
 def test_check_ok_with_good_credentials(tmp_path: Path, simulator: Any) -> None:
@@ -68,7 +68,7 @@ def test_backfill_reexports_range_without_touching_live_state(tmp_path: Path, si
     sim = simulator(events=800, span=4 * 3600, newest_age=60)
     cfg = write_config(tmp_path, sim.url)
     assert run_cli("run", "--once", "--config", str(cfg)).returncode == 0
-    live = (tmp_path / "state.json").read_bytes()
+    live = state_bytes(tmp_path / "state.json")
     events = sim.all_events()
     lo, hi = events[200]["eventDate"], events[600]["eventDate"]
     proc = run_cli("backfill", "--config", str(cfg), "--from", lo, "--to", hi)
@@ -76,7 +76,7 @@ def test_backfill_reexports_range_without_touching_live_state(tmp_path: Path, si
     got = [event_id(r) for r in parse_lines(proc.stdout)]
     want = [e["id"] for e in events if lo <= e["eventDate"] < hi]
     assert sorted(got) == sorted(want)
-    assert (tmp_path / "state.json").read_bytes() == live
+    assert state_bytes(tmp_path / "state.json") == live
     # Its own state: the same backfill again resumes at its end and prints nothing.
     again = run_cli("backfill", "--config", str(cfg), "--from", lo, "--to", hi)
     assert again.returncode == 0 and again.stdout == b""

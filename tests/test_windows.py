@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shipper.emitter import RotatingFileSink
-from shipper.window import DAY_MS, Ledger, plan_windows
+from shipper.core.ledger import DAY_MS, Ledger, pack_seen, plan_windows, unpack_seen
+from shipper.output.sinks import RotatingFileSink
 
 from .conftest import assert_no_traceback, event_id, parse_lines, run_cli, write_config
 
@@ -30,10 +29,10 @@ def test_ledger_forgets_only_ids_before_recheck() -> None:
     ledger.remember(3, 80)
     ledger.advance_recheck(80)
     assert set(ledger.seen) == {2, 3}  # the boundary millisecond is kept: bulk ids at 80 stay remembered
-    packed = ledger.pack_seen()
-    assert Ledger.unpack_seen(packed) == ledger.seen
+    packed = pack_seen(ledger.seen)
+    assert unpack_seen(packed) == ledger.seen
     with pytest.raises(ValueError):
-        Ledger.unpack_seen(packed[:-3])
+        unpack_seen(packed[:-3])
     ledger.advance_recheck(500)  # never past the frontier
     assert ledger.recheck == 100
 
@@ -105,31 +104,42 @@ class _FailingSource:
 
 def test_health_probe_failure_is_logged_and_backs_off(tmp_path: Path, caplog: Any) -> None:
     from shipper import logs
-    from shipper.checkpoint import CheckpointStore
     from shipper.config import config_from_mapping
-    from shipper.emitter import StdoutSink
-    from shipper.engine import Engine
+    from shipper.core.checkpoint import Checkpoint
+    from shipper.core.engine import Engine
+    from shipper.core.pipeline import Pipeline
+    from shipper.lifecycle import Lifecycle
+    from shipper.output.sinks import RotatingFileSink
+    from shipper.output.writer import Writer
+    from shipper.store.file import FileStore
+    from shipper.telemetry.counters import Counters
 
     cfg = config_from_mapping({"state": {"path": str(tmp_path / "s.json")}, "poll": {"health_interval": "1h"}})
-    store = CheckpointStore(cfg.state.path)
+    store = FileStore(cfg.state.path)
     store.acquire()
     source = _FailingSource()
-    engine = Engine(cfg, source, store, StdoutSink(open(tmp_path / "o", "wb")), stop=threading.Event())  # noqa: SIM115
+    lifecycle = Lifecycle()
+    writer = Writer(RotatingFileSink(str(tmp_path / "o"), 1 << 20, 1), lifecycle)
+    checkpoint = Checkpoint(store, Counters())
+    checkpoint.load(lambda: 0)
+    engine = Engine(cfg=cfg, source=source, pipeline=Pipeline(cfg), checkpoint=checkpoint, writer=writer,  # type: ignore[arg-type]
+                    quarantine=writer.quarantine(None), lifecycle=lifecycle)
     logger = logs.get_logger()
     logger.propagate = True
     try:
         with caplog.at_level(logging.ERROR, logger=logs.LOGGER_NAME):
             now = time.monotonic()
-            due, backoff = engine._health(now, 60.0)
+            due, backoff = engine._health(60.0)
             assert 59 <= due - now <= 61 and backoff == 120.0
-            due, backoff = engine._health(due, backoff)
+            due, backoff = engine._health(backoff)
             assert backoff == 240.0
     finally:
         logger.propagate = False
         store.release()
     assert source.calls == 2
     assert sum("health probe failed" in r.getMessage() for r in caplog.records) == 2
-    assert engine.state.last_error and "503" in engine.state.last_error
+    last_error = engine.checkpoint.status.last_error
+    assert last_error and "503" in last_error
 
 
 def test_rotating_file_sink(tmp_path: Path) -> None:

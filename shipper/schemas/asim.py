@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from . import (
+from .common import (
     ADD,
     CLEAR,
     CREATE,
@@ -28,6 +28,7 @@ from . import (
     ROLE,
     UPDATE,
     Mapper,
+    SchemaSpec,
     action_verb,
     dvc_name,
     event_type,
@@ -152,3 +153,15 @@ def build(cfg: Config) -> Mapper:
         )
 
     return to_asim
+
+
+SCHEMA = SchemaSpec(
+    name="asim",
+    build=build,
+    summary="Microsoft Sentinel ASIM AuditEvent",
+    protected=frozenset({
+        "EventOriginalUid", "TimeGenerated", "EventStartTime", "EventEndTime", "EventType", "EventResult",
+        "EventSchema", "EventSchemaVersion", "EventProduct", "EventVendor", "audit_tier",
+    }),
+    id_field="EventOriginalUid",
+)

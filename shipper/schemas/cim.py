@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ..models import parse_event_time_ms
-from . import (
+from .common import (
     ADD,
     CLEAR,
     CREATE,
@@ -27,6 +27,7 @@ from . import (
     ROLE,
     USER,
     Mapper,
+    SchemaSpec,
     action_verb,
     dvc_name,
     event_type,
@@ -121,3 +122,12 @@ def build(cfg: Config) -> Mapper:
         )
 
     return to_cim
+
+
+SCHEMA = SchemaSpec(
+    name="cim",
+    build=build,
+    summary="Splunk CIM Change",
+    protected=frozenset({"id", "_time", "time", "action", "object_id", "audit_tier"}),
+    id_field="id",
+)

@@ -40,7 +40,7 @@ import msgspec
 
 from ..errors import ConfigError
 from ..models import parse_event_time_ms
-from . import TIER_FIELD, Mapper, event_type
+from .common import TIER_FIELD, Mapper, SchemaSpec, event_type
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -223,3 +223,12 @@ def build(cfg: Config) -> Mapper:
     if not cfg.output.template:
         raise ConfigError("output.schema is custom but output.template is empty: give a mapping")
     return compile_template(cfg.output.template)
+
+
+SCHEMA = SchemaSpec(
+    name="custom",
+    build=build,
+    summary="your output.template",
+    protected=frozenset({"audit_tier"}),
+    id_field=None,
+)

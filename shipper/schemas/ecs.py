@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from . import (
+from .common import (
     CREATE,
     DELETE,
     GROUP,
@@ -23,6 +23,7 @@ from . import (
     USER,
     AuditRest,
     Mapper,
+    SchemaSpec,
     action_verb,
     audit_rest,
     event_type,
@@ -176,3 +177,12 @@ def to_ecs(event: AuditEvent, raw: msgspec.Raw, tier: str) -> EcsRecord:
 
 def build(cfg: Config) -> Mapper:
     return to_ecs
+
+
+SCHEMA = SchemaSpec(
+    name="ecs",
+    build=build,
+    summary="Elastic Common Schema 8.x",
+    protected=frozenset({"@timestamp", "event", "audit_tier"}),
+    id_field="event.id",
+)

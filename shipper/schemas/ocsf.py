@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ..models import parse_event_time_ms
-from . import (
+from .common import (
     ADD,
     CLIENT,
     CREATE,
@@ -36,6 +36,7 @@ from . import (
     USER,
     AuditRest,
     Mapper,
+    SchemaSpec,
     action_verb,
     audit_rest,
     identity_kind,
@@ -263,3 +264,14 @@ def build(cfg: Config) -> Mapper:
         )
 
     return to_ocsf
+
+
+SCHEMA = SchemaSpec(
+    name="ocsf",
+    build=build,
+    summary="OCSF 1.1",
+    protected=frozenset({
+        "time", "metadata", "class_uid", "category_uid", "activity_id", "type_uid", "severity_id", "audit_tier",
+    }),
+    id_field="metadata.uid",
+)

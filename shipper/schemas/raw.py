@@ -6,15 +6,13 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from . import Mapper
+from .common import Mapper, SchemaSpec
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..models import AuditEvent
 
 
-# Reads only SlimEvent fields and embeds the original bytes: the engine may decode less.
-SLIM_EVENT = True
 
 def to_raw(event: AuditEvent, raw: msgspec.Raw, tier: str) -> msgspec.Raw:
     return raw
@@ -22,3 +20,13 @@ def to_raw(event: AuditEvent, raw: msgspec.Raw, tier: str) -> msgspec.Raw:
 
 def build(cfg: Config) -> Mapper:
     return to_raw
+
+
+SCHEMA = SchemaSpec(
+    name="raw",
+    build=build,
+    summary="the original event, byte for byte",
+    slim=True,
+    protected=frozenset({"id", "eventDate"}),
+    id_field="id",
+)

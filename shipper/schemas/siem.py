@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from . import Mapper, event_type
+from .common import Mapper, SchemaSpec, event_type
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -29,8 +29,6 @@ class SiemRecord(msgspec.Struct, gc=False):
     audit_tier: str
 
 
-# Reads only SlimEvent fields and embeds the original bytes: the engine may decode less.
-SLIM_EVENT = True
 _Raw = msgspec.Raw
 
 
@@ -51,3 +49,13 @@ def to_siem(event: AuditEvent, raw: msgspec.Raw, tier: str) -> SiemRecord:
 
 def build(cfg: Config) -> Mapper:
     return to_siem
+
+
+SCHEMA = SchemaSpec(
+    name="siem",
+    build=build,
+    summary="the guide's SIEM mapping",
+    slim=True,
+    protected=frozenset({"siem_event_id", "siem_timestamp", "siem_event_type", "audit_tier"}),
+    id_field="siem_event_id",
+)

@@ -1,38 +1,70 @@
-"""The real Genesys Cloud async audit query: POST a transaction, poll it, page its results."""
+"""The real Genesys Cloud async audit query: POST a transaction, poll it, page its results.
+
+Loops end: a cursor the API hands out twice is an error; pages that bring nothing beyond what was
+read (a transaction that expires after every first page, the same page served again) are counted,
+and past a bound that allows for re-reading one bulk operation they fail the pass. A page size
+that had to shrink (too-large pages) is kept and grows back slowly.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from .. import logs
+from ..core.ledger import plan_windows
 from ..errors import ApiError
-from ..filters import server_side_query
-from ..http import compact_json
-from ..models import QueryStatus, ResultsPage, format_ms
-from ..window import plan_windows
-from . import last_event_ms
+from ..models import QueryStatus, ResultsPage, decode_page, format_ms
+from ..net.http import compact_json
+from .base import Watermark, server_side_query
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..http import HttpClient
+    from ..net.http import HttpClient
 
 TOO_LARGE = "response.entity.too.large"
 MAX_RESUBMITS = 8
+GROW_AFTER_PAGES = 4
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _results(body: bytes) -> ResultsPage:
+    return decode_page(body, ResultsPage)
+
+
+class PageSize:
+    """The results page size: halved on a too-large page, then grown back by half after every few
+    pages that fit, up to the configured size."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = self.size = limit
+        self._fits = 0
+
+    def shrink(self) -> bool:
+        """False when it cannot shrink any more."""
+        if self.size <= 1:
+            return False
+        self.size, self._fits = max(1, self.size // 2), 0
+        return True
+
+    def fitted(self) -> None:
+        if self.size < self.limit:
+            self._fits += 1
+            if self._fits >= GROW_AFTER_PAGES:
+                self.size, self._fits = min(self.limit, self.size + max(1, self.size // 2)), 0
 
 
 class AuditsQuerySource:
     name = "audits-query"
     ordered = True  # sorted by Timestamp ascending, as requested
+    service_mapping_path = "audits/query/servicemapping"
 
     def __init__(self, cfg: Config, client: HttpClient) -> None:
         self.client = client
         self.base = cfg.api_base
-        self.page_size = cfg.poll.page_size
+        self.page = PageSize(cfg.poll.page_size)
         self.max_window_ms = int(cfg.poll.max_window * 1000)
         self.query_timeout = float(cfg.poll.query_timeout)
         self.allow_redirect = cfg.genesys.allow_redirect
@@ -47,12 +79,12 @@ class AuditsQuerySource:
             body["serviceName"] = self.service_name
         if self.filters:
             body["filters"] = self.filters
-        status = self.client.request(
+        status: QueryStatus = self.client.request(
             "POST", f"{self.base}/api/v2/audits/query", json=body, expect=(200, 202),
             decode=QueryStatus, what="audit query submit",
         )
         if status.state != "Succeeded":
-            status = self.client.poll(
+            status = self.client.poll_until(
                 f"{self.base}/api/v2/audits/query/{status.id}",
                 lambda s: s.state not in ("Queued", "Running"),
                 QueryStatus,
@@ -71,68 +103,80 @@ class AuditsQuerySource:
             params["allowRedirect"] = "true"
         page: ResultsPage = self.client.request(
             "GET", f"{self.base}/api/v2/audits/query/{txn}/results", params=params,
-            expect=(200, 302), decode=ResultsPage, what="audit query results",
+            expect=(200, 302), decode=_results, what="audit query results",
         )
         if page.downloadUrl:
             # A pre-signed URL on another host: never send it our bearer token.
-            resp = self.client.request(
-                "GET", page.downloadUrl, authenticated=False, what="audit results download"
-            )
+            resp = self.client.request("GET", page.downloadUrl, authenticated=False, what="audit results download")
             try:
                 page.entities = _raw_list.decode(compact_json(resp.content))
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 raise ApiError("audit results download: the file is not a JSON array") from None
         return page
 
     def _page(self, txn: str, cursor: str | None) -> ResultsPage:
-        size = self.page_size
         redirect = self.allow_redirect
         while True:
             try:
-                return self._results(txn, cursor, size, redirect)
+                page = self._results(txn, cursor, self.page.size, redirect)
             except ApiError as exc:
                 if exc.code != TOO_LARGE and "too.large" not in str(exc):
                     raise
-                if size > 1:
-                    size = max(1, size // 2)
-                elif not redirect:
+                if not self.page.shrink():
+                    if redirect:
+                        raise
                     redirect = True
-                else:
-                    raise
-                logs.warning("page too large, retrying smaller", page_size=size, allow_redirect=redirect)
+                logs.warning("page too large, retrying smaller", page_size=self.page.size, allow_redirect=redirect)
+                continue
+            self.page.fitted()
+            return page
 
     def pages(self, start_ms: int, end_ms: int) -> Iterator[list[msgspec.Raw]]:
         for w_start, w_end in plan_windows(start_ms, end_ms, self.max_window_ms):
-            resume = w_start
-            txn = self._submit(resume, w_end)
-            cursor: str | None = None
-            resubmits = 0
-            while True:
-                try:
-                    page = self._page(txn, cursor)
-                except ApiError as exc:
-                    if exc.status != 404 and not (exc.status == 400 and "cursor" in str(exc).lower()):
-                        raise
-                    resubmits += 1
-                    if resubmits > MAX_RESUBMITS:
-                        raise ApiError(f"audit query: transaction rejected {resubmits} times in a row without "
-                                       f"progress; last: {exc}", exc.status, exc.code) from None
-                    # Expired transaction or rejected cursor: go back to the last written position; the
-                    # engine drops the ids it already wrote.
-                    logs.warning("audit query transaction expired; resubmitting from last position",
-                                 reason=str(exc), resume=format_ms(resume))
-                    txn = self._submit(resume, w_end)
-                    cursor = None
-                    continue
-                resubmits = 0
-                if page.entities:
-                    resume = last_event_ms(page.entities, resume)
-                    yield page.entities
-                if not page.cursor:
-                    break
-                cursor = page.cursor
+            yield from self._window(w_start, w_end)
+
+    def _window(self, start_ms: int, end_ms: int) -> Iterator[list[msgspec.Raw]]:
+        mark = Watermark(start_ms)
+        txn = self._submit(start_ms, end_ms)
+        cursor: str | None = None
+        cursors: set[str] = set()
+        resubmits = stalls = 0
+        while True:
+            try:
+                page = self._page(txn, cursor)
+            except ApiError as exc:
+                if exc.status != 404 and not (exc.status == 400 and "cursor" in str(exc).lower()):
+                    raise
+                resubmits += 1
+                if resubmits > MAX_RESUBMITS:
+                    raise ApiError(f"audit query: transaction lost {resubmits} times in a row without a new "
+                                   f"event; last: {exc}", exc.status, exc.code) from None
+                # Expired transaction or rejected cursor: start again at the newest event read; the
+                # pipeline drops the ids it already wrote.
+                logs.warning("audit query transaction expired; resubmitting from last position",
+                             reason=str(exc), resume=format_ms(mark.ms))
+                txn, cursor, cursors = self._submit(mark.ms, end_ms), None, set()
+                continue
+            assert isinstance(page.entities, list)
+            if mark.advance(page.entities):
+                resubmits = stalls = 0
+            else:
+                stalls += 1
+                if stalls > mark.stall_limit(self.page.size):
+                    raise ApiError(f"audit query: {stalls} result pages in a row brought no new event "
+                                   "(the API repeats itself); giving up on this pass")
+            if page.entities:
+                yield page.entities
+            if not page.cursor:
+                return
+            if page.cursor in cursors:
+                raise ApiError("audit query results: the API handed out the same cursor twice; giving up on "
+                               "this pass rather than loop")
+            cursors.add(page.cursor)
+            cursor = page.cursor
 
     def probe(self) -> int:
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.client.server_now() * 1000)
         txn = self._submit(now_ms - 3_600_000, now_ms)
-        return len(self._results(txn, None, 1, self.allow_redirect).entities)
+        entities = self._results(txn, None, 1, self.allow_redirect).entities
+        return len(entities) if isinstance(entities, list) else 0

@@ -10,22 +10,21 @@ the async query (`AuditsQuerySource`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from .. import logs
-from ..filters import server_side_query
-from ..models import RealtimePage, format_ms
-from ..window import DAY_MS, plan_windows
-from . import last_event_ms
+from ..core.ledger import DAY_MS, plan_windows
+from ..errors import ApiError
+from ..models import RealtimePage, decode_page, format_ms
 from .audits_query import AuditsQuerySource
+from .base import Watermark, server_side_query
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..http import HttpClient
+    from ..net.http import HttpClient
 
 REALTIME_SPAN_MS = 14 * DAY_MS
 # Hand anything this close to the 14-day edge to the async query too: the realtime requests
@@ -33,9 +32,17 @@ REALTIME_SPAN_MS = 14 * DAY_MS
 FALLBACK_MARGIN_MS = 3_600_000
 
 
+def _realtime(body: bytes) -> RealtimePage:
+    page = decode_page(body, RealtimePage)
+    if page.pageCount is None and page.total is None:
+        raise msgspec.ValidationError("the realtime answer has neither pageCount nor total")
+    return page
+
+
 class AuditsRealtimeSource:
     name = "audits-realtime"
     ordered = True  # sorted by Timestamp ascending, as requested
+    service_mapping_path = "audits/query/realtime/servicemapping"
 
     def __init__(self, cfg: Config, client: HttpClient) -> None:
         self.cfg = cfg
@@ -59,14 +66,13 @@ class AuditsRealtimeSource:
             body["filters"] = self.filters
         page: RealtimePage = self.client.request(
             "POST", f"{self.base}/api/v2/audits/query/realtime", params={"expand": "user"}, json=body,
-            decode=RealtimePage, what="realtime audit query",
+            decode=_realtime, what="realtime audit query",
         )
         return page
 
-    @staticmethod
-    def _oldest_ms() -> int:
+    def _oldest_ms(self) -> int:
         """The oldest start a realtime query may use now (14 days, less the safety margin)."""
-        return int(time.time() * 1000) - REALTIME_SPAN_MS + FALLBACK_MARGIN_MS
+        return int(self.client.server_now() * 1000) - REALTIME_SPAN_MS + FALLBACK_MARGIN_MS
 
     def pages(self, start_ms: int, end_ms: int) -> Iterator[list[msgspec.Raw]]:
         edge = self._oldest_ms()
@@ -86,18 +92,27 @@ class AuditsRealtimeSource:
 
     def _window(self, start_ms: int, end_ms: int) -> Iterator[list[msgspec.Raw]]:
         anchor, number = start_ms, 1
+        mark = Watermark(start_ms)
+        stalls = 0
         while True:
             page = self._query(anchor, end_ms, number, self.page_size)
+            assert isinstance(page.entities, list)
+            if mark.advance(page.entities):
+                stalls = 0
+            else:
+                stalls += 1
+                if stalls > mark.stall_limit(self.page_size):
+                    raise ApiError(f"realtime audit query: {stalls} pages in a row brought no new event (the API "
+                                   "repeats itself); giving up on this pass")
             if page.entities:
                 yield page.entities
             if self._is_last(page, number):
                 return
-            last = last_event_ms(page.entities, anchor)
-            if last > anchor:
+            if mark.ms > anchor:
                 # Re-anchor: events that arrived since the last request can only shift pages of the
-                # old query, not of one that starts where we stand. Repeats at `last` are dropped
-                # by the engine's id ledger.
-                anchor, number = last, 1
+                # old query, not of one that starts where we stand. Repeats at the anchor are
+                # dropped by the pipeline's id ledger.
+                anchor, number = mark.ms, 1
             else:
                 # The whole page shares the anchor's timestamp (a bulk operation): re-anchoring
                 # would return this same page forever, so page on within this query.
@@ -112,5 +127,6 @@ class AuditsRealtimeSource:
         return len(page.entities) < (page.pageSize or self.page_size)
 
     def probe(self) -> int:
-        now_ms = int(time.time() * 1000)
-        return len(self._query(now_ms - 3_600_000, now_ms, 1, 1).entities)
+        now_ms = int(self.client.server_now() * 1000)
+        entities = self._query(now_ms - 3_600_000, now_ms, 1, 1).entities
+        return len(entities) if isinstance(entities, list) else 0

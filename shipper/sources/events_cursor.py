@@ -8,24 +8,25 @@ yielded event's date, inclusive; the engine drops the ids it already wrote.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from .. import logs
+from ..core.ledger import plan_windows
 from ..errors import ApiError
-from ..models import format_ms, parse_event_time_ms
-from ..window import plan_windows
+from ..filters import FiltersConfig, Rule, is_exact
+from ..models import CursorPage, decode_page, format_ms, parse_event_time_ms
 
 if TYPE_CHECKING:
-    from ..config import Config, FiltersConfig, Rule
-    from ..http import HttpClient
+    from ..config import Config
+    from ..net.http import HttpClient
 
 # Resets in a row without reaching a new event: past this, the gateway is broken, not busy.
 MAX_RESETS = 5
-_GLOB_CHARS = frozenset("*?[")
+# Empty pages in a row that still carry a cursor: past this, the cursor never ends.
+MAX_EMPTY_PAGES = 5
 
 
 class GuideEvent(msgspec.Struct):
@@ -39,11 +40,6 @@ class GuideEvent(msgspec.Struct):
     entityId: str | None = None  # noqa: N815
     entityType: str | None = None  # noqa: N815
     data: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
-
-
-class CursorPage(msgspec.Struct):
-    entities: list[msgspec.Raw] = []
-    nextPageCursor: str | None = None  # noqa: N815
 
 
 class _RefOut(msgspec.Struct, omit_defaults=True):
@@ -69,8 +65,8 @@ _guide_decoder = msgspec.json.Decoder(GuideEvent)
 _encoder = msgspec.json.Encoder()
 
 
-def _exact(value: str | None) -> bool:
-    return value is not None and not _GLOB_CHARS & set(value)
+def _cursor_page(body: bytes) -> CursorPage:
+    return decode_page(body, CursorPage)
 
 
 def event_types(filters: FiltersConfig) -> list[str]:
@@ -81,7 +77,7 @@ def event_types(filters: FiltersConfig) -> list[str]:
     """
     types: set[str] = set()
     for rule in filters.include:
-        if not (_exact(rule.service) and _exact(rule.entity_type) and _exact(rule.action)):
+        if not (is_exact(rule.service) and is_exact(rule.entity_type) and is_exact(rule.action)):
             return []
         types.add(f"{rule.service}.{rule.entity_type}.{rule.action}".lower())
     return sorted(types)
@@ -100,7 +96,7 @@ def _config_spellings(cfg: Config) -> dict[str, str]:
     out: dict[str, str] = {}
     for rule in rules:
         for value in (rule.service, rule.action):
-            if value is not None and _exact(value):
+            if value is not None and is_exact(value):
                 out.setdefault(value.lower(), value)
     return out
 
@@ -138,6 +134,8 @@ def _is_cursor_rejection(exc: ApiError) -> bool:
 class EventsCursorSource:
     name = "events-cursor"
     ordered = False  # the guide's contract promises no order inside a window
+    # The guide's contract defines no mapping: the query API's names are the same services.
+    service_mapping_path = "audits/query/servicemapping"
 
     def __init__(self, cfg: Config, client: HttpClient) -> None:
         self.client = client
@@ -155,7 +153,7 @@ class EventsCursorSource:
         if self.event_types:
             params["eventType"] = self.event_types
         page: CursorPage = self.client.request(
-            "GET", self.url, params=params, decode=CursorPage, what="audit events page",
+            "GET", self.url, params=params, decode=_cursor_page, what="audit events page",
         )
         return page
 
@@ -169,7 +167,8 @@ class EventsCursorSource:
         query_from = resume = start_ms
         at_resume: set[str] = set()  # ids yielded at `resume`: progress inside one timestamp
         cursor: str | None = None
-        resets = 0
+        cursors: set[str] = set()
+        resets = empty = 0
         while True:
             try:
                 page = self._get(query_from, end_ms, self.size, cursor)
@@ -182,30 +181,50 @@ class EventsCursorSource:
                                    f"last: {exc}", exc.status, exc.code) from None
                 logs.warning("cursor rejected; resetting it and re-reading from the last position",
                              reason=str(exc), resume=format_ms(resume), resets=resets)
-                query_from, cursor = resume, None
+                query_from, cursor, cursors = resume, None, set()
                 continue
+            assert isinstance(page.entities, list)
             if page.entities:
-                events: list[msgspec.Raw] = []
-                for raw in page.entities:
-                    out, ev = convert(raw, self.spellings)
-                    events.append(out)
-                    ts = _date_ms(ev.date) if ev is not None and ev.date else None
-                    if ev is None or ev.id is None or ts is None or ts < resume:
-                        continue
-                    if ts > resume:
-                        resume, at_resume = ts, set()
-                    if ev.id not in at_resume:
-                        at_resume.add(ev.id)
-                        resets = 0
+                empty = 0
+                events, resume, at_resume, progressed = self._convert(page.entities, resume, at_resume)
+                if progressed:
+                    resets = 0
                 yield events
+            elif page.nextPageCursor:
+                empty += 1
+                if empty >= MAX_EMPTY_PAGES:
+                    raise ApiError(f"audit events: {empty} empty pages in a row that still carry a cursor; "
+                                   "the cursor never ends")
             if not page.nextPageCursor:
                 return
+            if page.nextPageCursor in cursors:
+                raise ApiError("audit events: the gateway handed out the same cursor twice; giving up on this "
+                               "pass rather than loop")
+            cursors.add(page.nextPageCursor)
             cursor = page.nextPageCursor
+
+    def _convert(self, raws: list[msgspec.Raw], resume: int,
+                 at_resume: set[str]) -> tuple[list[msgspec.Raw], int, set[str], bool]:
+        events: list[msgspec.Raw] = []
+        progressed = False
+        for raw in raws:
+            out, ev = convert(raw, self.spellings)
+            events.append(out)
+            ts = _date_ms(ev.date) if ev is not None and ev.date else None
+            if ev is None or ev.id is None or ts is None or ts < resume:
+                continue
+            if ts > resume:
+                resume, at_resume = ts, set()
+            if ev.id not in at_resume:
+                at_resume.add(ev.id)
+                progressed = True
+        return events, resume, at_resume, progressed
 
     def probe(self) -> int:
         """The guide's cursor health check: a size=1 query over the last hour."""
-        now_ms = int(time.time() * 1000)
-        return len(self._get(now_ms - 3_600_000, now_ms, 1, None).entities)
+        now_ms = int(self.client.server_now() * 1000)
+        entities = self._get(now_ms - 3_600_000, now_ms, 1, None).entities
+        return len(entities) if isinstance(entities, list) else 0
 
 
 def _date_ms(text: str) -> int | None:

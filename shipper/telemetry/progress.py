@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .models import format_ms
+from ..models import format_ms
 
 
 class ProgressLine:

@@ -1,0 +1,1 @@
+"""The middle: the pipeline of one page, the ledger of positions, and the engine that schedules."""

@@ -1,0 +1,227 @@
+"""The engine of one org: it only schedules. Each cycle re-reads what reached the late window's
+age, then catches up to now minus settle_delay; each page is mapped by the pipeline, written by
+the writer and committed by the checkpoint, in that order. It does not know the source."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .. import logs
+from ..config import Config, resolve_start
+from ..errors import ApiError, Interrupted, OutputClosed, ShipperError, StateError
+from ..lifecycle import Lifecycle
+from ..models import format_ms
+from ..output.quarantine import Quarantine
+from ..output.writer import Writer
+from ..sources import Source
+from .checkpoint import Checkpoint
+from .ledger import plan_windows
+from .pipeline import PageOut, Pipeline
+
+UNORDERED_CHUNK_MS = 3_600_000
+FUTURE_TOLERANCE_MS = 300_000
+
+
+@dataclass
+class Pass:
+    """One read of [start, end): the late re-read, or the main pass that moves the frontier."""
+
+    start: int
+    end: int
+    late: bool
+    final_before: int  # events before this were read at least late_window after their time
+    track_recheck: bool = False
+
+
+class Engine:
+    def __init__(self, *, cfg: Config, source: Source, pipeline: Pipeline, checkpoint: Checkpoint, writer: Writer,
+                 quarantine: Quarantine, lifecycle: Lifecycle, clock: Callable[[], float] = time.time,
+                 progress: Callable[[int, int, int, int], None] | None = None, org: str = "",
+                 sync_clock: Callable[[], object] | None = None) -> None:
+        self.cfg = cfg
+        self.source = source
+        self.pipeline = pipeline
+        self.checkpoint = checkpoint
+        self.writer = writer
+        self.quarantine = quarantine
+        self.lifecycle = lifecycle
+        self.clock = clock  # the API's clock when the wiring has one
+        self.progress = progress
+        self.org = org
+        self.counters = checkpoint.counters
+        self._sync_clock = sync_clock  # one answer from the API tells its clock (its Date header)
+        self._slowest_page = 0.0
+
+    @property
+    def ledger(self):  # noqa: ANN201 - a Ledger; the checkpoint owns it
+        return self.checkpoint.ledger
+
+    def load(self, start_ms: int | None = None) -> None:
+        """Resume from the state, or start at `start_ms` (default poll.start_from)."""
+
+        def first() -> int:
+            if start_ms is not None:
+                return start_ms
+            now = datetime.fromtimestamp(self.clock(), timezone.utc)
+            return int(resolve_start(str(self.cfg.poll.start_from), now).timestamp() * 1000)
+
+        self.checkpoint.load(first)
+
+    # -- one pass ---------------------------------------------------------------------------------
+    def _pass(self, p: Pass) -> None:
+        """Read [start, end), write new events page by page, checkpoint after each page."""
+        ledger = self.ledger
+        # The main pass may move `recheck` only while nothing before it awaits a re-read.
+        p.track_recheck = p.late or ledger.recheck >= ledger.frontier
+        ordered = self.source.ordered
+        # A source without a time order can only move positions once a whole chunk is read.
+        chunks = [(p.start, p.end)] if ordered else list(plan_windows(p.start, p.end, UNORDERED_CHUNK_MS))
+        started = time.monotonic()
+        for c_start, c_end in chunks:
+            trusted, newest = ordered, None
+            for raws in self.source.pages(c_start, c_end):
+                t0 = time.monotonic()
+                out = self.pipeline.process(raws, ledger.seen, ledger.recheck, ledger.frontier)
+                if trusted and newest is not None and out.first_ms is not None and out.first_ms < newest:
+                    logs.warning("source returned pages out of time order; positions move only at the end of "
+                                 "this window", source=self.source.name, org=self.org or None)
+                    trusted = False
+                if out.last_ms is not None:
+                    newest = out.last_ms if newest is None else max(newest, out.last_ms)
+                # An event dated past the window (bad input) must not drag the position along.
+                self._ship(out, p, min(out.last_ms, c_end) if trusted and out.last_ms is not None else None)
+                if self.progress and not p.late:
+                    self.progress(p.start, p.end, ledger.frontier, self.counters.emitted)
+                self._slowest_page = max(self._slowest_page, time.monotonic() - t0)
+                if self._should_stop():
+                    raise Interrupted("stopping at a page boundary")
+            self._ship(None, p, c_end)
+        logs.debug("pass done", org=self.org or None, late=p.late, start=format_ms(p.start), end=format_ms(p.end),
+                   seconds=round(time.monotonic() - started, 3), repeats_dropped=self.counters.duplicates,
+                   filtered=self.counters.filtered)
+
+    def _ship(self, out: PageOut | None, p: Pass, advance_to: int | None) -> None:
+        """Write the page, then move the positions and commit: the checkpoint never passes an
+        event that was not written."""
+        with self.lifecycle.commit_lock:
+            if out is not None:
+                self.checkpoint.store.ensure_active()
+                self.writer.write(out.data)
+                self.quarantine.add(out.quarantined, self.org)
+                if out.out_of_window:
+                    logs.warning("events older than the recheck position were sent again; dropped as repeats",
+                                 org=self.org or None, events=out.out_of_window)
+                self.checkpoint.take(out)
+            if advance_to is not None:
+                self.ledger.advance(advance_to, late=p.late, track_recheck=p.track_recheck,
+                                    final_before_ms=p.final_before)
+            self.checkpoint.save()
+        self.counters.lag_s = max(0.0, self.clock() - self.ledger.frontier / 1000)
+
+    def _should_stop(self) -> bool:
+        if self.lifecycle.stop.is_set():
+            return True
+        # Stop before a page that might not finish ahead of --max-runtime.
+        left = self.lifecycle.time_left()
+        return left is not None and left < 2 * self._slowest_page + 0.5
+
+    # -- cycles -----------------------------------------------------------------------------------
+    def cycle(self) -> None:
+        """Re-read what reached the late window's age, then catch up to now minus settle_delay."""
+        poll = self.cfg.poll
+        if self._sync_clock is not None:
+            self._sync_clock()
+            self._sync_clock = None
+        now_ms = int(self.clock() * 1000)
+        ledger = self.ledger
+        if ledger.frontier > now_ms + max(FUTURE_TOLERANCE_MS, int(poll.late_window * 1000)):
+            raise StateError(f"the saved position {format_ms(ledger.frontier)} is in the future (now is "
+                             f"{format_ms(now_ms)} by the API's clock): restore the state file or move it away")
+        horizon = now_ms - int(poll.settle_delay * 1000)
+        final_before = now_ms - int(poll.late_window * 1000)
+        oldest = now_ms - int(poll.retention * 1000)
+        if ledger.frontier < oldest:
+            logs.error("position is older than poll.retention: events before it are gone", org=self.org or None,
+                       position=format_ms(ledger.frontier), oldest=format_ms(oldest))
+            self.counters.gaps += 1
+            ledger.move_to(oldest)
+        late_end = min(ledger.frontier, final_before)
+        if ledger.recheck < late_end:
+            self._pass(Pass(ledger.recheck, late_end, late=True, final_before=final_before))
+        if ledger.frontier < horizon:
+            self._pass(Pass(ledger.frontier, horizon, late=False, final_before=final_before))
+        self.checkpoint.succeeded()
+        with self.lifecycle.commit_lock:
+            self.checkpoint.save()
+
+    def backfill(self, end_ms: int) -> None:
+        """Re-export up to `end_ms` once: a single final pass, no late re-reads."""
+        oldest = int((self.clock() - self.cfg.poll.retention) * 1000)
+        if self.ledger.frontier < oldest:
+            logs.warning("backfill start is older than poll.retention; starting at the retention bound",
+                         requested=format_ms(self.ledger.frontier), oldest=format_ms(oldest))
+            self.ledger.move_to(oldest)
+        try:
+            if self.ledger.frontier < end_ms:
+                self._pass(Pass(self.ledger.frontier, end_ms, late=False, final_before=end_ms))
+            self.checkpoint.succeeded()
+            with self.lifecycle.commit_lock:
+                self.checkpoint.save()
+        except Interrupted:
+            logs.info("backfill stopped at a page boundary; rerun the same command to resume",
+                      position=format_ms(self.ledger.frontier))
+        except OutputClosed:
+            logs.warning("stdout closed by reader; rerun the same command to resume")
+
+    def run(self, *, once: bool) -> None:
+        """Cycle until stopped (or once). ApiErrors fail `--once`; the daemon logs and goes on."""
+        next_health = time.monotonic() + self.cfg.poll.health_interval
+        health_backoff = 60.0
+        try:
+            while not self.lifecycle.stop.is_set():
+                try:
+                    self.cycle()
+                except ApiError as exc:
+                    self.checkpoint.failed(exc)
+                    if once:
+                        raise
+                    logs.error("cycle failed; the position did not move, retrying next interval",
+                               org=self.org or None, reason=str(exc))
+                if once:
+                    return
+                if time.monotonic() >= next_health:
+                    next_health, health_backoff = self._health(health_backoff)
+                if self._idle(self.cfg.poll.interval):
+                    break
+        except Interrupted:
+            logs.info("stopped at a page boundary", org=self.org or None, position=format_ms(self.ledger.frontier))
+        except OutputClosed:
+            logs.warning("stdout closed by reader; stopping without advancing past unwritten events",
+                         position=format_ms(self.ledger.frontier))
+
+    def _idle(self, seconds: float) -> bool:
+        """Wait for the next cycle; True on stop. A vanished reader ends the wait (and the lock)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.lifecycle.stop.wait(min(left, 0.5)):
+                return True
+            if self.writer.reader_gone():
+                raise OutputClosed("stdout reader is gone")
+        return False
+
+    def _health(self, backoff: float) -> tuple[float, float]:
+        """The daily health probe: a one-event query. Failures retry with growing delays."""
+        try:
+            got = self.source.probe()
+        except Interrupted:
+            raise
+        except ShipperError as exc:
+            logs.error("health probe failed", org=self.org or None, reason=str(exc), retry_in_s=int(backoff))
+            self.checkpoint.failed(exc)
+            return time.monotonic() + backoff, min(backoff * 2, float(self.cfg.poll.health_interval))
+        logs.info("health probe ok", org=self.org or None, events=got)
+        self.checkpoint.health_ok()
+        return time.monotonic() + self.cfg.poll.health_interval, 60.0

@@ -1,0 +1,127 @@
+"""One page through the pipeline: raw events in, the NDJSON bytes to write and what they change out.
+
+decode -> drop repeats -> filter -> tier -> reduce -> map -> encode (bounded). The pipeline is pure:
+it reads the ledger's remembered ids but changes nothing; the engine commits what it returns once
+the page is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ..filters import make_filter, make_reducer, make_tiering, reduce_payload
+from ..models import AuditEvent, InvalidEvent, event_decoder
+from ..output.encoder import LineEncoder
+from ..schemas import SCHEMAS
+from .ledger import id_hash
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+
+@dataclass(slots=True)
+class PageOut:
+    """What one page produced. Times are epoch ms of the oldest and newest decodable event."""
+
+    data: bytearray = field(default_factory=bytearray)
+    lines: int = 0
+    first_ms: int | None = None
+    last_ms: int | None = None
+    new_ids: dict[int, int] = field(default_factory=dict)  # to remember once written
+    quarantined: list[tuple[bytes, str]] = field(default_factory=list)
+    duplicates: int = 0
+    filtered: int = 0
+    out_of_window: int = 0
+    shrunk: int = 0
+
+
+def _reduced(event: AuditEvent, raw: msgspec.Raw, keep: list[str]) -> tuple[AuditEvent, msgspec.Raw]:
+    """The event cut down to `keep` (the guide's field selection); id and date always survive."""
+    doc = reduce_payload(msgspec.json.decode(raw), keep)
+    doc.setdefault("id", event.id)
+    doc.setdefault("eventDate", event.eventDate)
+    small = msgspec.Raw(msgspec.json.encode(doc))
+    return msgspec.json.decode(small, type=AuditEvent), small
+
+
+def _quarantine_key(raw: msgspec.Raw) -> int:
+    return id_hash(bytes(raw).decode("utf-8", "replace"))
+
+
+class Pipeline:
+    """Built once per org from its config; `process` runs once per page."""
+
+    def __init__(self, cfg: Config) -> None:
+        spec = SCHEMAS[cfg.output.schema]
+        self.mapper = spec.build(cfg)
+        self.slim = spec.slim
+        self.encoder = LineEncoder(cfg.output.max_line_bytes, spec.protected)
+        # Hooks nobody configured cost nothing per event.
+        filters, routing = cfg.filters, cfg.routing
+        self.keep: Callable[[Any], bool] | None = make_filter(filters) if filters.include or filters.exclude else None
+        self.tier_of: Callable[[Any], str] | None = (make_tiering(routing.tiers, routing.default_tier)
+                                                     if routing.tiers else None)
+        self.reduce_for = make_reducer(cfg.output.reduce) if cfg.output.reduce else None
+        self.default_tier = routing.default_tier
+
+    def process(self, raws: list[msgspec.Raw], seen: Mapping[int, int], floor_ms: int, now_ms: int) -> PageOut:
+        """Map a page. Ids in `seen` or already in this page are repeats; an event dated before
+        `floor_ms` (the recheck position) cannot be told from a repeat and is dropped as one.
+        Quarantined events are remembered at `now_ms` so a re-read does not report them twice."""
+        out = PageOut()
+        page, new, quarantined = out.data, out.new_ids, out.quarantined
+        decode = event_decoder(self.slim)
+        keep, tier_of, reduce_for, mapper = self.keep, self.tier_of, self.reduce_for, self.mapper
+        encode_into, too_long = self.encoder.encode_into, self.encoder.max_line_bytes - 1
+        default_tier = self.default_tier
+        first = last = prev = None
+        lines = 0
+        for raw in raws:
+            try:
+                event, ts = decode(raw)
+            except InvalidEvent as exc:
+                key = _quarantine_key(raw)
+                if key not in seen and key not in new:  # a re-read must not quarantine it twice
+                    new[key] = now_ms
+                    quarantined.append((bytes(raw), str(exc)))
+                continue
+            if ts != prev:  # bulk operations share a millisecond: only a new time can move the marks
+                prev = ts
+                if last is None or ts > last:
+                    last = ts
+                if first is None or ts < first:
+                    first = ts
+            if ts < floor_ms:
+                out.out_of_window += 1
+                continue
+            h = id_hash(event.id)
+            if h in seen or h in new:
+                out.duplicates += 1
+                continue
+            new[h] = ts
+            if keep is not None and not keep(event):
+                out.filtered += 1
+                continue
+            tier = tier_of(event) if tier_of is not None else default_tier  # from the whole event
+            start = len(page)
+            try:
+                if reduce_for is not None and (paths := reduce_for(event)) is not None:
+                    event, raw = _reduced(event, raw, paths)
+                encode_into(mapper(event, raw, tier), page, -1)  # appended in place: no per-line bytes
+            except (ValueError, TypeError, msgspec.EncodeError, RecursionError) as exc:
+                del page[start:]
+                quarantined.append((bytes(raw), f"cannot map: {type(exc).__name__}: {str(exc)[:200]}"))
+                continue
+            if len(page) - start > too_long:
+                line = self.encoder.fit(bytes(page[start:]))
+                del page[start:]
+                page += line
+                out.shrunk += 1
+            page.append(10)
+            lines += 1
+        out.lines, out.first_ms, out.last_ms = lines, first, last
+        return out

@@ -1,0 +1,1 @@
+"""The network edge: the HTTP client (pacing, retries) and OAuth."""

@@ -1,0 +1,1 @@
+"""Operators' view: counters, metrics and progress."""
