@@ -1,0 +1,47 @@
+"""SimConfig: everything one simulated org does, and the constants tests import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ORG_ID = "6b2e8a9c-0d3f-4e1a-9b7c-5d4e3f2a1b0c"
+DEFAULT_CLIENT_ID = "demo-client"
+DEFAULT_CLIENT_SECRET = "demo-secret"
+FAULT_KINDS = ("500", "502", "503", "504", "reset", "slow", "truncated", "revoke", "expire", "storm")
+
+
+@dataclass
+class SimConfig:
+    seed: int = 1
+    events: int = 3000
+    span: float = 6 * 3600.0
+    newest_age: float = 120.0
+    base_time: float | None = None
+    burst_every: int = 400
+    burst_size: tuple[int, int] = (50, 300)
+    large_fraction: float = 0.01
+    huge_events: int = 2
+    token_ttl: int = 86400
+    txn_ttl: float = 3600.0
+    query_delay: float = 0.05
+    max_page_bytes: int = 2_000_000
+    rate_limit: int = 0
+    rate_window: float = 60.0
+    fault_rate: float = 0.0
+    faults: tuple[str, ...] = FAULT_KINDS
+    slow_seconds: float = 1.0
+    late_fraction: float = 0.0
+    late_newest: int = 0
+    late_max_age: float = 0.0
+    late_delay: tuple[float, float] = (10.0, 20.0)
+    live_rate: float = 0.0
+    # Realtime only: this many new events arrive while a client pages, `arrivals_per_request` per
+    # request, stamped with the last timestamp served and sorted before the events already there.
+    realtime_arrivals: int = 0
+    arrivals_per_request: int = 2
+    malformed: int = 0
+    forbid_audits: bool = False
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = DEFAULT_CLIENT_SECRET
+    org_id: str = ORG_ID  # every event's userHomeOrgId
+    quiet: bool = True
