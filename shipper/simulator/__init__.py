@@ -16,12 +16,12 @@ Layout: `config` (SimConfig), `events` (generator, EventStore), `state` (per-org
 from __future__ import annotations
 
 from .codec import Event
-from .config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FAULT_KINDS, ORG_ID, SimConfig
+from .config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FAULT_KINDS, ORG_ID, SimConfig, org_configs
 from .events import NAMES, SERVICES, EventStore, guide_shape, make_event
 from .server import Simulator
 from .state import OrgState, SimStats, Transaction
 
 __all__ = [
     "DEFAULT_CLIENT_ID", "DEFAULT_CLIENT_SECRET", "FAULT_KINDS", "NAMES", "ORG_ID", "SERVICES", "Event", "EventStore",
-    "OrgState", "SimConfig", "SimStats", "Simulator", "Transaction", "guide_shape", "make_event",
+    "OrgState", "SimConfig", "SimStats", "Simulator", "Transaction", "guide_shape", "make_event", "org_configs",
 ]

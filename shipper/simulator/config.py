@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
 
 ORG_ID = "6b2e8a9c-0d3f-4e1a-9b7c-5d4e3f2a1b0c"
 DEFAULT_CLIENT_ID = "demo-client"
@@ -45,3 +48,21 @@ class SimConfig:
     client_secret: str = DEFAULT_CLIENT_SECRET
     org_id: str = ORG_ID  # every event's userHomeOrgId
     quiet: bool = True
+
+
+ORG_SEED_STEP = 1000  # seeds this far apart: no org's event, live or arrival generator repeats another's
+
+
+def org_configs(n: int, **common: Any) -> list[SimConfig]:
+    """`n` orgs for `Simulator(orgs=...)`: client ids `org1-client`..., secrets `org1-secret`...,
+    seeds `seed`, `seed + 1000`, ... (so their events differ) and their own org ids. Every other
+    keyword is a SimConfig field all of them share; change one org with dataclasses.replace."""
+    for own in ("client_id", "client_secret", "org_id"):
+        if own in common:
+            raise TypeError(f"org_configs sets {own} per org; change it afterwards with dataclasses.replace")
+    base = SimConfig(**common)
+    return [
+        replace(base, client_id=f"org{i}-client", client_secret=f"org{i}-secret", seed=base.seed + (i - 1) * ORG_SEED_STEP,
+                org_id=str(uuid.UUID(int=random.Random(f"org{i}").getrandbits(128), version=4)))
+        for i in range(1, n + 1)
+    ]

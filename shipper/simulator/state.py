@@ -8,6 +8,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,12 +124,26 @@ class Orgs:
                 raise ValueError(f"two orgs use client id {cfg.client_id!r}")
             self.by_client[cfg.client_id] = OrgState(cfg, started)
         self.default = next(iter(self.by_client.values()))
+        if len(self.by_client) > 1:
+            self._check_disjoint()
         self.lock = threading.Lock()
         self.token_orgs: dict[str, OrgState] = {}
         self.downloads: dict[str, tuple[OrgState, list[Event]]] = {}
         self.base_url = ""
 
-    def __iter__(self) -> Any:
+    def _check_disjoint(self) -> None:
+        """Orgs never share an event id (same seed twice would): tests rely on it."""
+        seen: dict[str, str] = {}
+        for org in self.by_client.values():
+            for ev in org.store.events:
+                if not ev.id:
+                    continue  # hostile events with an empty id
+                other = seen.setdefault(ev.id, org.cfg.client_id)
+                if other != org.cfg.client_id:
+                    raise ValueError(f"orgs {other!r} and {org.cfg.client_id!r} share event id {ev.id}: "
+                                     "give them different seeds (org_configs does)")
+
+    def __iter__(self) -> Iterator[OrgState]:
         return iter(self.by_client.values())
 
     def get(self, client_id: str | None) -> OrgState:
