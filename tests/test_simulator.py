@@ -7,6 +7,7 @@ simulator bug, not a shipper one.
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -171,3 +172,185 @@ def test_one_org_as_before(serve: Any) -> None:
     assert [e["id"] for e in got] == [e["id"] for e in sim.all_events()]
     assert {e["userHomeOrgId"] for e in got} == {ORG_ID}
     assert stats(sim) == sim.stats_doc() and sim.stats.paths["GET results"] == 5
+
+
+# -- hostile modes -----------------------------------------------------------------------------
+def page_of(sim: Simulator, headers: dict[str, str], **cfg_free: Any) -> tuple[str, requests.Response]:
+    txn = submit(sim, headers).json()["id"]
+    return txn, results(sim, headers, txn, **cfg_free)
+
+
+def test_hostile_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="results_shape"):
+        SimConfig(results_shape="weird")
+    with pytest.raises(ValueError, match="cursor_loop"):
+        SimConfig(cursor_loop="forever")
+
+
+@pytest.mark.parametrize(("shape", "want"), [("empty", set()), ("no_access_token", {"token_type", "expires_in"})])
+def test_token_shape(serve: Any, shape: str, want: set[str]) -> None:
+    sim = serve(SimConfig(events=1, token_shape=shape, shape_after=1))
+    first = token(sim, DEFAULT_CLIENT_ID, "demo-secret").json()
+    assert "access_token" in first  # shape_after=1: one good answer first
+    assert set(token(sim, DEFAULT_CLIENT_ID, "demo-secret").json()) == want
+    assert stats(sim)["hostile"] == {"token_shape": 1}
+
+
+@pytest.mark.parametrize("shape", ["empty", "no_id", "no_state"])
+def test_submit_and_status_shapes(serve: Any, shape: str) -> None:
+    sim = serve(SimConfig(events=5, submit_shape=shape, status_shape=shape, query_delay=0.0))
+    h = bearer(sim, sim.cfg)
+    answer = submit(sim, h)
+    assert answer.status_code == 202
+    missing = {"empty": {"id", "state", "interval"}, "no_id": {"id"}, "no_state": {"state"}}[shape]
+    assert not missing & set(answer.json()), answer.json()
+    txn = next(iter(sim.txns))
+    status = requests.get(f"{sim.url}/api/v2/audits/query/{txn}", headers=h, timeout=5)
+    assert status.status_code == 200 and not missing & set(status.json()), status.json()
+    assert stats(sim)["hostile"] == {"submit_shape": 1, "status_shape": 1}
+
+
+@pytest.mark.parametrize(("shape", "check"), [
+    ("empty", lambda d: d == {}),
+    ("renamed", lambda d: "entities" not in d and len(d["results"]) == 10 and "cursor" in d),
+    ("null", lambda d: d["entities"] is None and "cursor" in d),
+])
+def test_results_and_realtime_shapes(serve: Any, shape: str, check: Any) -> None:
+    sim = serve(SimConfig(events=30, results_shape=shape, realtime_shape=shape, shape_after=1, query_delay=0.0))
+    h = bearer(sim, sim.cfg)
+    txn, first = page_of(sim, h, size=10)
+    assert len(first.json()["entities"]) == 10
+    second = results(sim, h, txn, first.json()["cursor"], size=10)
+    assert second.status_code == 200 and check(second.json()), second.json()
+    body = {"interval": interval(), "pageNumber": 1, "pageSize": 10}
+    pages = [requests.post(f"{sim.url}/api/v2/audits/query/realtime", json=body, headers=h, timeout=5).json()
+             for _ in range(2)]
+    assert len(pages[0]["entities"]) == 10
+    if shape != "empty":
+        pages[1].setdefault("cursor", "realtime pages have none")
+    assert check(pages[1]), pages[1]
+    assert stats(sim)["hostile"] == {"results_shape": 1, "realtime_shape": 1}
+
+
+@pytest.mark.parametrize("loop", ["empty", "repeat"])
+def test_results_cursor_loop(serve: Any, loop: str) -> None:
+    sim = serve(SimConfig(events=15, cursor_loop=loop, query_delay=0.0))
+    h = bearer(sim, sim.cfg)
+    txn, first = page_of(sim, h, size=10)
+    cursor = first.json()["cursor"]
+    pages = [results(sim, h, txn, cursor, size=10).json() for _ in range(3)]
+    assert [p["cursor"] for p in pages] == [cursor] * 3
+    ids = [[e["id"] for e in p["entities"]] for p in pages]
+    assert ids == ([[]] * 3 if loop == "empty" else [ids[0]] * 3) and (loop == "empty" or len(ids[0]) == 5)
+    # Even a one-page transaction starts the loop.
+    one = serve(SimConfig(events=3, cursor_loop=loop, query_delay=0.0))
+    assert "cursor" in page_of(one, bearer(one, one.cfg), size=10)[1].json()
+    assert stats(sim)["hostile"] == {"cursor_loop": 3}
+
+
+@pytest.mark.parametrize("loop", ["empty", "repeat"])
+def test_events_cursor_loop(serve: Any, loop: str) -> None:
+    sim = serve(SimConfig(events=15, cursor_loop=loop))
+    h = bearer(sim, sim.cfg)
+    a, b = interval().split("/")
+    url = f"{sim.url}/api/v2/auditlogs/events"
+    first = requests.get(url, params={"dateFrom": a, "dateTo": b, "size": 10}, headers=h, timeout=5).json()
+    cursor = first["nextPageCursor"]
+    for _ in range(2):
+        page = requests.get(url, params={"dateFrom": a, "dateTo": b, "size": 10, "cursor": cursor},
+                            headers=h, timeout=5).json()
+        assert page["nextPageCursor"] == cursor
+        assert len(page["entities"]) == (0 if loop == "empty" else 5)
+
+
+def test_transaction_expires_after_its_first_page(serve: Any) -> None:
+    sim = serve(SimConfig(events=30, txn_pages=1, query_delay=0.0))
+    h = bearer(sim, sim.cfg)
+    txn, first = page_of(sim, h, size=10)
+    assert first.status_code == 200 and first.json()["cursor"]
+    again = results(sim, h, txn, first.json()["cursor"], size=10)
+    assert again.status_code == 404 and again.json()["code"] == "not.found"
+    assert stats(sim)["hostile"] == {"txn_pages_expired": 1}
+
+
+def test_shuffle_breaks_the_sort_order_but_serves_everything(serve: Any) -> None:
+    sim = serve(SimConfig(events=200, burst_every=0, shuffle=True, query_delay=0.0))
+    got = query_all(sim, bearer(sim, sim.cfg), size=50)
+    dates = [e["eventDate"] for e in got]
+    assert dates != sorted(dates)
+    assert sorted(e["id"] for e in got) == sorted(e["id"] for e in sim.all_events())
+    assert stats(sim)["hostile"] == {"shuffled": 1}
+
+
+def test_pages_repeat_ids_older_than_the_given_age(serve: Any) -> None:
+    sim = serve(SimConfig(events=300, span=3600, newest_age=0, repeat_older_than=600, repeat_count=3, query_delay=0.0))
+    got = query_all(sim, bearer(sim, sim.cfg), size=50)
+    ids = [e["id"] for e in got]
+    repeats = len(ids) - len(set(ids))
+    assert repeats == 15  # 3 on each of the 5 pages after the first
+    cut = iso(int((time.time() - 600) * 1000))
+    counted: dict[str, int] = {}
+    for e in got:
+        counted[e["id"]] = counted.get(e["id"], 0) + 1
+    assert all(e["eventDate"] < cut for e in got if counted[e["id"]] > 1)
+    assert set(ids) == {e["id"] for e in sim.all_events()}
+    assert stats(sim)["hostile"] == {"repeated_ids": 15}
+
+
+def test_clock_offset_shifts_date_header_events_and_the_realtime_edge(serve: Any) -> None:
+    offset = 2 * 86400.0
+    sim = serve(SimConfig(events=20, newest_age=60, clock_offset=offset, query_delay=0.0))
+    h = bearer(sim, sim.cfg)
+    resp = requests.get(f"{sim.url}/api/v2/audits/query/servicemapping", headers=h, timeout=5)
+    server_now = email.utils.parsedate_to_datetime(resp.headers["Date"]).timestamp()
+    assert abs(server_now - (time.time() + offset)) < 5
+    assert abs(sim.store.newest_ms / 1000 - (time.time() + offset - 60)) < 5
+    assert max(e["eventDate"] for e in sim.all_events()) > iso(int((time.time() + offset - 7 * 3600) * 1000))
+    # An interval ending at the client's "now" misses what the server's clock made newer.
+    txn = submit(sim, h, interval=interval(ahead=0)).json()
+    assert txn["startDate"] > iso(int((time.time() + offset - 5) * 1000))
+    assert results(sim, h, txn["id"]).json()["entities"] == []
+    # 13 days back on our clock is 15 on the server's: beyond the realtime edge.
+    body = {"interval": interval(hours=13 * 24), "pageNumber": 1, "pageSize": 10}
+    edge = requests.post(f"{sim.url}/api/v2/audits/query/realtime", json=body, headers=h, timeout=5)
+    assert edge.status_code == 400 and "14 days" in edge.json()["message"]
+
+
+def test_hostile_events_reach_the_wire_as_they_are(serve: Any) -> None:
+    cfg = SimConfig(events=40, base_time=time.time(), nested_events=1, nested_depth=1200, invalid_utf8_events=1,
+                    empty_id_events=1, bad_date_events=5, query_delay=0.0)
+    sim = serve(cfg)
+    h = bearer(sim, cfg)
+    _, page = page_of(sim, h, size=100)
+    raw = page.content
+    assert b'{"d":' * 1200 + b"null" + b"}" * 1200 in raw
+    assert b"\xff" in raw and b"\xed\xa0\x80" in raw
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")
+    assert raw.count(b'"id":""') == 1
+    for bad in (b'"eventDate":""', b'"eventDate":"yesterday"', b'"eventDate":null', b'"eventDate":1768435200000'):
+        assert bad in raw
+    kinds = {"nested_served": 1, "invalid_utf8_served": 1, "empty_id_served": 1, "bad_date_served": 5}
+    assert stats(sim)["hostile"] == kinds
+    a, b = interval().split("/")
+    cursor_page = requests.get(f"{sim.url}/api/v2/auditlogs/events", params={"dateFrom": a, "dateTo": b, "size": 100},
+                               headers=h, timeout=5).content
+    assert b'{"d":' * 1200 in cursor_page and b"\xff" in cursor_page
+    # The same events as without hostility, only spoiled: the same positions and (other) ids.
+    plain = Simulator(SimConfig(events=40, base_time=cfg.base_time))
+    assert [e.ts for e in plain.store.events] == [e.ts for e in sim.store.events]
+    assert sum(a.id != b.id for a, b in zip(plain.store.events, sim.store.events, strict=True)) == 1
+    plain.stop()
+
+
+@pytest.mark.parametrize("value", ["nan", "1e9", "-5"])
+def test_retry_after_value_and_throttle_first(serve: Any, value: str) -> None:
+    sim = serve(SimConfig(events=1, throttle_first=2, retry_after=value))
+    h = bearer(sim, sim.cfg)
+    url = f"{sim.url}/api/v2/audits/query/servicemapping"
+    answers = [requests.get(url, headers=h, timeout=5) for _ in range(3)]
+    assert [a.status_code for a in answers] == [429, 429, 200]
+    assert [a.headers.get("Retry-After") for a in answers[:2]] == [value, value]
+    assert f"[{value}]" in answers[0].json()["message"]
+    assert stats(sim)["hostile"] == {"throttle_first": 2, "retry_after": 2}
+    assert stats(sim)["retry_after_violations"] == 0

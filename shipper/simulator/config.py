@@ -11,6 +11,15 @@ ORG_ID = "6b2e8a9c-0d3f-4e1a-9b7c-5d4e3f2a1b0c"
 DEFAULT_CLIENT_ID = "demo-client"
 DEFAULT_CLIENT_SECRET = "demo-secret"
 FAULT_KINDS = ("500", "502", "503", "504", "reset", "slow", "truncated", "revoke", "expire", "storm")
+# Hostile answers: the wrong-shaped 200s each endpoint can give (SimConfig.<endpoint>_shape).
+SHAPES: dict[str, tuple[str, ...]] = {
+    "token": ("empty", "no_access_token"),
+    "submit": ("empty", "no_id", "no_state"),
+    "status": ("empty", "no_id", "no_state"),
+    "results": ("empty", "renamed", "null"),
+    "realtime": ("empty", "renamed", "null"),
+}
+CURSOR_LOOPS = ("empty", "repeat")
 
 
 @dataclass
@@ -48,6 +57,41 @@ class SimConfig:
     client_secret: str = DEFAULT_CLIENT_SECRET
     org_id: str = ORG_ID  # every event's userHomeOrgId
     quiet: bool = True
+    # -- hostile modes, all off by default: what each does is in the package docstring --------
+    token_shape: str | None = None
+    submit_shape: str | None = None
+    status_shape: str | None = None
+    results_shape: str | None = None
+    realtime_shape: str | None = None
+    shape_after: int = 0
+    cursor_loop: str | None = None
+    txn_pages: int = 0
+    shuffle: bool = False
+    repeat_older_than: float = 0.0
+    repeat_count: int = 3
+    clock_offset: float = 0.0
+    nested_events: int = 0
+    nested_depth: int = 1500
+    invalid_utf8_events: int = 0
+    empty_id_events: int = 0
+    bad_date_events: int = 0
+    throttle_first: int = 0
+    retry_after: str | None = None
+
+    def __post_init__(self) -> None:
+        for endpoint, shapes in SHAPES.items():
+            shape = getattr(self, f"{endpoint}_shape")
+            if shape is not None and shape not in shapes:
+                raise ValueError(f"{endpoint}_shape={shape!r}: use one of {shapes}")
+        if self.cursor_loop is not None and self.cursor_loop not in CURSOR_LOOPS:
+            raise ValueError(f"cursor_loop={self.cursor_loop!r}: use one of {CURSOR_LOOPS}")
+        if self.nested_depth < 1:
+            raise ValueError("nested_depth must be at least 1")
+
+    def shape(self, endpoint: str) -> str | None:
+        """The wrong shape configured for an endpoint's 200 answers (see SHAPES), or None."""
+        value: str | None = getattr(self, f"{endpoint}_shape")
+        return value
 
 
 ORG_SEED_STEP = 1000  # seeds this far apart: no org's event, live or arrival generator repeats another's

@@ -11,6 +11,7 @@ from typing import Any
 
 from .codec import Event, encode, iso
 from .config import SimConfig
+from .hostile_events import spoil
 
 SERVICES: dict[str, dict[str, list[str]]] = {
     "Directory": {"User": ["Create", "Update", "Delete", "View"], "Group": ["Create", "Update", "Delete"]},
@@ -100,6 +101,7 @@ class EventStore:
                 self.events[i] = Event(ev.ts, ev.id, bad, encode(bad), encode(bad))
         if cfg.late_fraction and (cfg.late_newest or cfg.late_max_age):
             self._hold_back_late(rng)
+        self.hostile = spoil(self.events, cfg)  # any hostile events (hostile_events.py)?
         self.ts = [e.ts for e in self.events]
         self.live_rng = random.Random(cfg.seed + 1)
         self.live_count = 0

@@ -9,6 +9,7 @@ from .codec import encode, parse_iso
 from .events import guide_shape
 from .exchange import Exchange
 from .gate import pick_fault
+from .hostile_events import unmark
 
 MAX_SIZE = 100
 
@@ -29,7 +30,7 @@ def handle_events_cursor(ex: Exchange) -> None:
     events = org.store.select(a, b, org.now())
     if types:
         events = [e for e in events if guide_shape(e.doc)["eventType"] in types]
-    cursor = ex.query("cursor") or None
+    cursor = ex.query("cursor")
     offset = 0
     if cursor:
         try:
@@ -42,8 +43,16 @@ def handle_events_cursor(ex: Exchange) -> None:
         if pick_fault(org, ("expire",)) == "expire":
             return ex.error(400, "cursor.mismatch", "cursor invalidated by maintenance")
     chunk = events[offset: offset + size]
+    nxt = f"{a}:{offset + size}" if offset + size < len(events) or org.cfg.cursor_loop else None
+    if cursor and org.cfg.cursor_loop:
+        # The same nextPageCursor again: with no events (`empty`) or the same page (`repeat`).
+        org.count_hostile("cursor_loop")
+        chunk, nxt = ([] if org.cfg.cursor_loop == "empty" else chunk), cursor
     org.served(chunk)
     doc: dict[str, Any] = {"entities": [guide_shape(e.doc) for e in chunk]}
-    if offset + size < len(events):
-        doc["nextPageCursor"] = f"{a}:{offset + size}"
-    ex.send(200, encode(doc), truncate=ex.truncate)
+    if nxt is not None:
+        doc["nextPageCursor"] = nxt
+    body = encode(doc)
+    if org.store.hostile:
+        body = unmark(body, org.cfg.nested_depth)
+    ex.send(200, body, truncate=ex.truncate)

@@ -13,10 +13,15 @@ HTTP_FAULTS = ("500", "502", "503", "504")
 
 def admit(org: OrgState) -> float | None:
     """The Retry-After wait (seconds) if the org's request is throttled, else None. Counts
-    requests made before an earlier Retry-After ran out."""
+    requests made before an earlier Retry-After ran out. The first `throttle_first` requests
+    are always throttled."""
     now = time.monotonic()
     with org.lock:
         org.stats.requests += 1
+        if org.stats.requests <= org.cfg.throttle_first:
+            org.stats.throttled += 1
+            org.stats.hostile["throttle_first"] += 1
+            return 1.0
         if now < org.blocked_until:
             org.stats.retry_after_violations += 1
             org.stats.throttled += 1
@@ -57,10 +62,14 @@ def pick_fault(org: OrgState, allowed: tuple[str, ...]) -> str | None:
 
 
 def throttle(ex: Exchange, wait: float, message: str | None = None) -> None:
-    """A 429 with Retry-After."""
+    """A 429 with Retry-After: the wait in whole seconds, or the org's `retry_after` verbatim."""
+    value = str(int(wait))
+    if ex.cfg.retry_after is not None:
+        value = ex.cfg.retry_after
+        ex.org.count_hostile("retry_after")
     ex.error(429, "too.many.requests.retry.after",
-             message or f"Rate limit exceeded the maximum. Retry the request in [{int(wait)}] seconds",
-             {"Retry-After": str(int(wait))})
+             message or f"Rate limit exceeded the maximum. Retry the request in [{value}] seconds",
+             {"Retry-After": value})
 
 
 def gate(ex: Exchange, fault_kinds: tuple[str, ...]) -> bool:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
-from .codec import iso, parse_interval
+from .codec import Event, iso, parse_interval
 from .events import matcher
 from .exchange import Exchange
 from .gate import pick_fault
+from .hostile import page_body, reshape, shuffle, with_repeats, wrong_shape
+from .state import OrgState, Transaction
 
 MAX_INTERVAL_MS = 31 * 86_400_000
 
@@ -30,8 +33,9 @@ def handle_submit(ex: Exchange) -> None:
     events = org.store.select(iv[0], iv[1], org.now(), matcher(req.get("serviceName"), req.get("filters") or []))
     if sort.get("sortOrder", "ascending").lower() == "descending":
         events = events[::-1]
-    txn = org.add_txn(events, req["interval"])
-    ex.send(202, {"id": txn.id, "state": "Running", "startDate": iso(int(txn.created * 1000)), "interval": txn.interval})
+    txn = org.add_txn(shuffle(org, events, req["interval"]), req["interval"])
+    doc = {"id": txn.id, "state": "Running", "startDate": iso(org.server_ms(txn.created)), "interval": txn.interval}
+    ex.send(202, reshape(doc, wrong_shape(org, "submit")))
 
 
 def handle_status(ex: Exchange) -> None:
@@ -40,40 +44,66 @@ def handle_status(ex: Exchange) -> None:
     if txn is None:
         return ex.error(404, "not.found", f"transaction {tid} not found")
     done = time.time() - txn.created >= org.cfg.query_delay
-    ex.send(200 if done else 202, {"id": txn.id, "state": "Succeeded" if done else "Running", "interval": txn.interval})
+    doc = {"id": txn.id, "state": "Succeeded" if done else "Running", "interval": txn.interval}
+    ex.send(200 if done else 202, reshape(doc, wrong_shape(org, "status")))
+
+
+def _live_txn(org: OrgState, tid: str) -> Transaction | None:
+    """The transaction, unless unknown, expired, struck by an `expire` fault, or (with
+    `txn_pages`) done serving its pages."""
+    txn = org.txn(tid)
+    if txn is not None and pick_fault(org, ("expire",)) == "expire":
+        txn.expired = True
+        return None
+    if txn is not None and org.cfg.txn_pages and txn.pages_served >= org.cfg.txn_pages:
+        txn.expired = True
+        org.count_hostile("txn_pages_expired")
+        return None
+    return txn
+
+
+def _slice(org: OrgState, txn: Transaction, offset: int, size: int, cursor: str) -> tuple[list[Event], str | None]:
+    """The page at `offset` and the next cursor. With `cursor_loop`, a page asked for by cursor
+    answers that same cursor again: with no events (`empty`) or the same page (`repeat`)."""
+    loop = org.cfg.cursor_loop
+    if loop and cursor:
+        org.count_hostile("cursor_loop")
+        return ([] if loop == "empty" else txn.events[offset: offset + size]), cursor
+    chunk = txn.events[offset: offset + size]
+    more = loop is not None or offset + size < len(txn.events)
+    return chunk, str(offset + size) if more else None
 
 
 def handle_results(ex: Exchange) -> None:
     org, tid = ex.org, ex.params[0]
-    txn = org.txn(tid)
-    if txn is not None and pick_fault(org, ("expire",)) == "expire":
-        txn.expired = True
-        txn = None
+    txn = _live_txn(org, tid)
     if txn is None:
         return ex.error(404, "not.found", f"transaction {tid} not found or expired")
+    cursor = ex.query("cursor", "0")
     try:
         size = int(ex.query("pageSize", "25"))
-        offset = int(ex.query("cursor", "0") or 0)
+        offset = int(cursor or 0)
     except ValueError:
         return ex.error(400, "bad.request", "bad pageSize or cursor")
     org.page_size(size)
     if not 1 <= size <= 500:
         return ex.error(400, "bad.request", "pageSize must be 1-500")
-    chunk = txn.events[offset: offset + size]
-    nxt = offset + size if offset + size < len(txn.events) else None
+    chunk, nxt = _slice(org, txn, offset, size, ex.query("cursor"))
+    chunk = with_repeats(org, chunk)
     payload = b",".join(e.expanded for e in chunk)
-    head: dict[str, object] = {"id": txn.id, "pageSize": size}
+    head: dict[str, Any] = {"id": txn.id, "pageSize": size}
     if nxt is not None:
-        head["cursor"] = str(nxt)
+        head["cursor"] = nxt
     if len(payload) > org.cfg.max_page_bytes:
-        if ex.query("allowRedirect", "false") == "true":
-            org.served(chunk)
-            url = ex.orgs.put_download(org, chunk)
-            return ex.send(302, dict(head, downloadUrl=url), {"Location": url})
-        return ex.error(400, "response.entity.too.large", "The response is too large; use a smaller pageSize")
+        if ex.query("allowRedirect", "false") != "true":
+            return ex.error(400, "response.entity.too.large", "The response is too large; use a smaller pageSize")
+        org.served(chunk)
+        txn.pages_served += 1
+        url = ex.orgs.put_download(org, chunk)
+        return ex.send(302, dict(head, downloadUrl=url), {"Location": url})
     org.served(chunk)
-    prefix = json.dumps(head)[:-1].encode() + b',"entities":['
-    ex.send(200, prefix + payload + b"]}", truncate=ex.truncate)
+    txn.pages_served += 1
+    ex.send(200, page_body(head, payload, wrong_shape(org, "results")), truncate=ex.truncate)
 
 
 def handle_download(ex: Exchange) -> None:

@@ -7,6 +7,7 @@ import json
 from .codec import parse_interval
 from .events import matcher
 from .exchange import Exchange
+from .hostile import page_body, shuffle, with_repeats, wrong_shape
 
 REALTIME_DAYS = 14
 
@@ -31,14 +32,15 @@ def handle_realtime(ex: Exchange) -> None:
     if org.cfg.realtime_arrivals and last is not None and iv[0] <= last < iv[1]:
         org.store.arrive(last, org.cfg.arrivals_per_request)
     events = org.store.select(iv[0], iv[1], org.now(), matcher(req.get("serviceName"), req.get("filters") or []))
+    events = shuffle(org, events, json.dumps([req["interval"], req.get("serviceName"), req.get("filters")]))
     chunk = events[(number - 1) * size: number * size]
-    with org.lock:
-        org.stats.events_served += len(chunk)
-        if chunk:
+    if chunk:
+        with org.lock:
             org.realtime_last_ts = chunk[-1].ts
+    chunk = with_repeats(org, chunk)
+    org.served(chunk)
     head = {"pageSize": size, "pageNumber": number, "total": len(events), "pageCount": (len(events) + size - 1) // size}
-    prefix = json.dumps(head)[:-1].encode() + b',"entities":['
     # Like the real API, user names only with expand=user.
     expand = "user" in ",".join(ex.qs.get("expand", [])).split(",")
     payload = b",".join(e.expanded if expand else e.plain for e in chunk)
-    ex.send(200, prefix + payload + b"]}", truncate=ex.truncate)
+    ex.send(200, page_body(head, payload, wrong_shape(org, "realtime")), truncate=ex.truncate)

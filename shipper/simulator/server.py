@@ -78,7 +78,7 @@ def dispatch(handler: SimHandler, method: str) -> None:
     body = handler.rfile.read(n) if n else b""
     auth = handler.headers.get("Authorization", "")
     org = handler.orgs.for_token(auth[7:] if auth.startswith("Bearer ") else None)
-    ex = Exchange(handler, handler.orgs, org, parts.path, parse_qs(parts.query), body)
+    ex = handler.exchange = Exchange(handler, handler.orgs, org, parts.path, parse_qs(parts.query), body)
     found = find_route(method, parts.path)
     if found is None:
         org.count_path(stat_key(method, parts.path))
@@ -98,6 +98,13 @@ class SimHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "GenesysSim/1.0"
     orgs: Orgs  # set on each simulator's own subclass
+    exchange: Exchange | None = None  # the request being answered
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, on the answering org's clock (`clock_offset`)."""
+        if timestamp is None:
+            timestamp = self.exchange.org.now() if self.exchange else time.time()
+        return super().date_time_string(timestamp)
 
     def log_message(self, fmt: str, *args: Any) -> None:
         if not self.orgs.default.cfg.quiet:

@@ -27,15 +27,19 @@ class SimStats:
     faults: collections.Counter[str] = field(default_factory=collections.Counter)
     paths: collections.Counter[str] = field(default_factory=collections.Counter)
     events_served: int = 0
+    # What the hostile modes served: wrong shapes per endpoint, cursor loops, expired and shuffled
+    # transactions, repeated ids, forced 429s, hostile events (`<kind>_served`).
+    hostile: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 @dataclass
 class Transaction:
     id: str
-    created: float
+    created: float  # time.time() when submitted (real clock: ages and delays)
     events: list[Event]
     interval: str
     expired: bool = False
+    pages_served: int = 0
 
 
 class OrgState:
@@ -43,7 +47,7 @@ class OrgState:
 
     def __init__(self, cfg: SimConfig, started: float) -> None:
         self.cfg = cfg
-        self.store = EventStore(cfg, started)
+        self.store = EventStore(cfg, started + cfg.clock_offset)
         self.rng = random.Random(cfg.seed * 7 + 3)
         self.lock = threading.Lock()
         self.tokens: dict[str, float] = {}
@@ -54,10 +58,19 @@ class OrgState:
         self.blocked_until = 0.0
         self.storm_until = 0.0
         self.realtime_last_ts: int | None = None
+        # Hostile modes' state (hostile.py).
+        self.shape_seen: collections.Counter[str] = collections.Counter()
+        self.served_log: list[Event] = []
+        self.hostile_rng = random.Random(cfg.seed + 4)
 
     def now(self) -> float:
-        """The server's clock."""
-        return time.time()
+        """The server's clock: real time shifted by `clock_offset`. Event times, their
+        visibility, the realtime 14-day edge, startDate and the Date header follow it."""
+        return time.time() + self.cfg.clock_offset
+
+    def server_ms(self, real: float) -> int:
+        """A real time.time() instant on the server's clock, in epoch ms."""
+        return int((real + self.cfg.clock_offset) * 1000)
 
     # -- tokens and transactions --------------------------------------------------------------
     def issue_token(self) -> str:
@@ -96,6 +109,12 @@ class OrgState:
     def served(self, events: list[Event]) -> None:
         with self.lock:
             self.stats.events_served += len(events)
+            if self.store.hostile:
+                self.stats.hostile.update(f"{e.kind}_served" for e in events if e.kind)
+
+    def count_hostile(self, key: str, n: int = 1) -> None:
+        with self.lock:
+            self.stats.hostile[key] += n
 
     def stats_doc(self) -> dict[str, Any]:
         s = self.stats
@@ -104,6 +123,7 @@ class OrgState:
             "retry_after_violations": s.retry_after_violations, "max_page_size": s.max_page_size,
             "faults": dict(s.faults), "paths": dict(s.paths), "events_served": s.events_served,
             "events_total": len(self.store.events), "realtime_arrived": self.store.arrived,
+            "hostile": dict(s.hostile),
         }
 
     def all_events(self) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import base64
 from urllib.parse import parse_qs
 
 from .exchange import Exchange
+from .hostile import reshape, wrong_shape
 
 
 def handle_token(ex: Exchange) -> None:
@@ -31,4 +32,5 @@ def handle_token(ex: Exchange) -> None:
     if cid != org.cfg.client_id or secret != org.cfg.client_secret:
         return ex.send(401, {"error": "invalid_client", "description": "authentication failed"})
     token = ex.orgs.issue_token(org)
-    ex.send(200, {"access_token": token, "token_type": "bearer", "expires_in": org.cfg.token_ttl})
+    doc = {"access_token": token, "token_type": "bearer", "expires_in": org.cfg.token_ttl}
+    ex.send(200, reshape(doc, wrong_shape(org, "token")))
