@@ -18,7 +18,8 @@ transactions, rate-limit budget, faults, hostile modes and stats. A token identi
 every answer comes from that org only (another org's transaction id is 404). Per org:
 `sim.org(client_id)` (cfg, store, stats, tokens, txns), `sim.all_events(client_id)`,
 `sim.stats_doc(client_id)`, `GET /__sim/stats?client_id=X`. Without a client id, these and
-`sim.cfg`, `sim.store`, `sim.stats`, `sim.tokens` are the default org's.
+`sim.cfg`, `sim.store`, `sim.stats`, `sim.tokens` are the default org's. Each org also keeps
+its last 200 requests as they arrived (`sim.org().request_log`), for tests of what a client sends.
 
 Hostile modes (SimConfig fields, all off by default; `stats["hostile"]` counts what was served)
 ----------------------------------------------------------------------------------------------
@@ -64,10 +65,10 @@ from .codec import Event
 from .config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FAULT_KINDS, ORG_ID, SHAPES, SimConfig, org_configs
 from .events import NAMES, SERVICES, EventStore, guide_shape, make_event
 from .server import Simulator
-from .state import OrgState, SimStats, Transaction
+from .state import LoggedRequest, OrgState, SimStats, Transaction
 
 __all__ = [
     "DEFAULT_CLIENT_ID", "DEFAULT_CLIENT_SECRET", "FAULT_KINDS", "NAMES", "ORG_ID", "SERVICES", "SHAPES", "Event",
-    "EventStore", "OrgState", "SimConfig", "SimStats", "Simulator", "Transaction", "guide_shape", "make_event",
-    "org_configs",
+    "EventStore", "LoggedRequest", "OrgState", "SimConfig", "SimStats", "Simulator", "Transaction", "guide_shape",
+    "make_event", "org_configs",
 ]

@@ -33,9 +33,15 @@ def handle_submit(ex: Exchange) -> None:
     events = org.store.select(iv[0], iv[1], org.now(), matcher(req.get("serviceName"), req.get("filters") or []))
     if sort.get("sortOrder", "ascending").lower() == "descending":
         events = events[::-1]
-    txn = org.add_txn(shuffle(org, events, req["interval"]), req["interval"])
-    doc = {"id": txn.id, "state": "Running", "startDate": iso(org.server_ms(txn.created)), "interval": txn.interval}
-    ex.send(202, reshape(doc, wrong_shape(org, "submit")))
+    echo = {k: req[k] for k in ("serviceName", "filters", "sort") if req.get(k)}
+    txn = org.add_txn(shuffle(org, events, req["interval"]), req["interval"], echo)
+    ex.send(202, reshape(_status_doc(org, txn, "Running"), wrong_shape(org, "submit")))
+
+
+def _status_doc(org: OrgState, txn: Transaction, state: str) -> dict[str, Any]:
+    """An AuditQueryExecutionStatusResponse: the query as asked, with its id, state and start."""
+    return {"id": txn.id, "state": state, "startDate": iso(org.server_ms(txn.created)), "interval": txn.interval,
+            **txn.echo}
 
 
 def handle_status(ex: Exchange) -> None:
@@ -44,7 +50,7 @@ def handle_status(ex: Exchange) -> None:
     if txn is None:
         return ex.error(404, "not.found", f"transaction {tid} not found")
     done = time.time() - txn.created >= org.cfg.query_delay
-    doc = {"id": txn.id, "state": "Succeeded" if done else "Running", "interval": txn.interval}
+    doc = _status_doc(org, txn, "Succeeded" if done else "Running")
     ex.send(200 if done else 202, reshape(doc, wrong_shape(org, "status")))
 
 

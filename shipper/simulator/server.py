@@ -21,7 +21,7 @@ from .gate import gate
 from .query import handle_download, handle_results, handle_status, handle_submit
 from .realtime import handle_realtime
 from .servicemapping import handle_servicemapping
-from .state import Orgs, OrgState, SimStats, Transaction
+from .state import LoggedRequest, Orgs, OrgState, SimStats, Transaction
 from .stats import handle_stats
 from .token import handle_token
 
@@ -78,7 +78,9 @@ def dispatch(handler: SimHandler, method: str) -> None:
     body = handler.rfile.read(n) if n else b""
     auth = handler.headers.get("Authorization", "")
     org = handler.orgs.for_token(auth[7:] if auth.startswith("Bearer ") else None)
-    ex = handler.exchange = Exchange(handler, handler.orgs, org, parts.path, parse_qs(parts.query), body)
+    qs = parse_qs(parts.query)
+    org.request_log.append(LoggedRequest(method, parts.path, qs, body))
+    ex = handler.exchange = Exchange(handler, handler.orgs, org, parts.path, qs, body)
     found = find_route(method, parts.path)
     if found is None:
         org.count_path(stat_key(method, parts.path))

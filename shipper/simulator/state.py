@@ -32,6 +32,16 @@ class SimStats:
     hostile: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request as it arrived (for contract tests: what did the client send?)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: bytes
+
+
 @dataclass
 class Transaction:
     id: str
@@ -40,6 +50,7 @@ class Transaction:
     interval: str
     expired: bool = False
     pages_served: int = 0
+    echo: dict[str, Any] = field(default_factory=dict)  # serviceName, filters, sort as asked
 
 
 class OrgState:
@@ -58,6 +69,8 @@ class OrgState:
         self.blocked_until = 0.0
         self.storm_until = 0.0
         self.realtime_last_ts: int | None = None
+        # The last requests whose bearer token is this org's (or with no known token: the default org's).
+        self.request_log: collections.deque[LoggedRequest] = collections.deque(maxlen=200)
         # Hostile modes' state (hostile.py).
         self.shape_seen: collections.Counter[str] = collections.Counter()
         self.served_log: list[Event] = []
@@ -84,8 +97,8 @@ class OrgState:
             exp = self.tokens.get(token)
         return exp is not None and exp > time.time()
 
-    def add_txn(self, events: list[Event], interval: str) -> Transaction:
-        txn = Transaction(str(uuid.uuid4()), time.time(), events, interval)
+    def add_txn(self, events: list[Event], interval: str, echo: dict[str, Any]) -> Transaction:
+        txn = Transaction(str(uuid.uuid4()), time.time(), events, interval, echo=echo)
         with self.lock:
             self.txns[txn.id] = txn
         return txn
