@@ -32,6 +32,8 @@ def handle_realtime(ex: Exchange) -> None:
     if org.cfg.realtime_arrivals and last is not None and iv[0] <= last < iv[1]:
         org.store.arrive(last, org.cfg.arrivals_per_request)
     events = org.store.select(iv[0], iv[1], org.now(), matcher(req.get("serviceName"), req.get("filters") or []))
+    if ((req.get("sort") or [{}])[0].get("sortOrder") or "ascending").lower() == "descending":
+        events = events[::-1]
     events = shuffle(org, events, json.dumps([req["interval"], req.get("serviceName"), req.get("filters")]))
     chunk = events[(number - 1) * size: number * size]
     if chunk:
