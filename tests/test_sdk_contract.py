@@ -88,12 +88,14 @@ def nested(kind: str) -> tuple[str, str] | None:
     return (wrap, name) if hasattr(sdk.models, name) else None
 
 
-def allowed_values(model: str, json_key: str) -> list[str] | None:
-    """The allowed_values list in the setter of a model's field, or None when it has none."""
+def allowed_values(model: str, json_key: str) -> list[str]:
+    """The allowed_values list in the setter of a model's field (it must have one)."""
     inst = model_cls(model)()
     attr = {v: k for k, v in inst.attribute_map.items()}[json_key]
     m = re.search(r"allowed_values = (\[.*?\])", inspect.getsource(getattr(type(inst), attr).fset))
-    return json.loads(m[1]) if m else None
+    assert m, f"the SDK's {model}.{json_key} no longer lists allowed values"
+    values: list[str] = json.loads(m[1])
+    return values
 
 
 def key_problems(raw: Any, model: str, path: str, may_omit: dict[str, str]) -> list[str]:
@@ -212,7 +214,7 @@ def test_async_query_submit_status_and_every_results_page(sim: Simulator, client
     ids: list[str] = []
     cursor = None
     for _ in range(50):
-        kw = {"cursor": cursor} if cursor else {}
+        kw: dict[str, str] = {"cursor": cursor} if cursor else {}
         page = audit.get_audits_query_transaction_id_results(submitted.id, page_size=7, expand=["user"],
                                                              allow_redirect=False, **kw)
         referee(recorder.last(), "AuditQueryExecutionResultsResponse", page)
@@ -462,7 +464,7 @@ def test_request_bodies_match_the_sdk_request_models(shipper_requests: list[Any]
             assert sort["name"] in allowed_values("AuditQuerySort", "name"), sort
             assert sort["sortOrder"] in allowed_values("AuditQuerySort", "sortOrder"), sort
     pushed = {f["property"] for _, body in bodies for f in body["filters"]}
-    assert pushed | set(FILTERS_UNUSED) == set(allowed_values("AuditQueryFilter", "property") or []), (
+    assert pushed | set(FILTERS_UNUSED) == set(allowed_values("AuditQueryFilter", "property")), (
         f"the shipper pushes {sorted(pushed)}; update FILTERS_UNUSED")
 
 
@@ -494,7 +496,7 @@ def test_query_states_the_shipper_compares_are_the_sdks() -> None:
             if isinstance(node, ast.Compare) and any(isinstance(s, ast.Attribute) and s.attr == "state"
                                                      for s in [node.left, *node.comparators]):
                 used |= {c.value for c in ast.walk(node) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
-    allowed = set(allowed_values("AuditQueryExecutionStatusResponse", "state") or [])
+    allowed = set(allowed_values("AuditQueryExecutionStatusResponse", "state"))
     assert used, "no comparison with .state found: the test no longer sees how the shipper reads query states"
     assert used <= allowed, f"states the SDK does not know: {used - allowed}"
     assert allowed - used == {"Failed", "Cancelled"}, f"the SDK's states changed: {sorted(allowed)}"
@@ -503,8 +505,8 @@ def test_query_states_the_shipper_compares_are_the_sdks() -> None:
 def test_status_and_level_values_the_shipper_maps_are_the_sdks() -> None:
     """Each literal group (dict, set, tuple, comparison) that names an SDK status or level value
     names only SDK values: a typo or a value the API never sends shows here."""
-    status = set(allowed_values("AuditLogMessage", "status") or [])
-    level = set(allowed_values("AuditLogMessage", "level") or [])
+    status = set(allowed_values("AuditLogMessage", "status"))
+    level = set(allowed_values("AuditLogMessage", "level"))
     assert status == {"SUCCESS", "FAILURE", "WARNING"} and level == {"USER", "SYSTEM", "GENESYS_INTERNAL"}
     named: set[str] = set()
     for path, tree in _shipper_trees():

@@ -50,8 +50,8 @@ def interval(hours: float = 8, ahead: float = 60) -> str:
     return f"{iso(int((now - hours * 3600) * 1000))}/{iso(int((now + ahead) * 1000))}"
 
 
-def submit(sim: Simulator, headers: dict[str, str], **body: Any) -> requests.Response:
-    body = {"interval": interval(), "sort": [{"name": "Timestamp", "sortOrder": "ascending"}], **body}
+def submit(sim: Simulator, headers: dict[str, str], **fields: Any) -> requests.Response:
+    body = {"interval": interval(), "sort": [{"name": "Timestamp", "sortOrder": "ascending"}], **fields}
     return requests.post(f"{sim.url}/api/v2/audits/query", json=body, headers=headers, timeout=5)
 
 
@@ -165,7 +165,7 @@ def test_both_queries_honour_the_sort_order(serve: Any, order: str) -> None:
     sort = [{"name": "Timestamp", "sortOrder": order}]
     txn = submit(sim, h, sort=sort).json()["id"]
     assert [e["id"] for e in results(sim, h, txn).json()["entities"]] == want
-    body = {"interval": interval(), "pageNumber": 1, "pageSize": 100, "sort": sort}
+    body: dict[str, Any] = {"interval": interval(), "pageNumber": 1, "pageSize": 100, "sort": sort}
     page = requests.post(f"{sim.url}/api/v2/audits/query/realtime", json=body, headers=h, timeout=5).json()
     assert [e["id"] for e in page["entities"]] == want
 
@@ -229,7 +229,7 @@ def test_results_and_realtime_shapes(serve: Any, shape: str, entities: str | Non
     sim = serve(SimConfig(events=30, results_shape=shape, realtime_shape=shape, shape_after=1, query_delay=0.0))
     h = bearer(sim, sim.cfg)
     txn, first = page_of(sim, h, size=10)
-    body = {"interval": interval(), "pageNumber": 1, "pageSize": 10}
+    body: dict[str, Any] = {"interval": interval(), "pageNumber": 1, "pageSize": 10}
     realtime = [requests.post(f"{sim.url}/api/v2/audits/query/realtime", json=body, headers=h, timeout=5).json()
                 for _ in range(2)]
     assert len(first.json()["entities"]) == 10 and len(realtime[0]["entities"]) == 10  # shape_after=1
@@ -266,10 +266,10 @@ def test_events_cursor_loop(serve: Any, loop: str) -> None:
     h = bearer(sim, sim.cfg)
     a, b = interval().split("/")
     url = f"{sim.url}/api/v2/auditlogs/events"
-    first = requests.get(url, params={"dateFrom": a, "dateTo": b, "size": 10}, headers=h, timeout=5).json()
+    first = requests.get(url, params={"dateFrom": a, "dateTo": b, "size": "10"}, headers=h, timeout=5).json()
     cursor = first["nextPageCursor"]
     for _ in range(2):
-        page = requests.get(url, params={"dateFrom": a, "dateTo": b, "size": 10, "cursor": cursor},
+        page = requests.get(url, params={"dateFrom": a, "dateTo": b, "size": "10", "cursor": cursor},
                             headers=h, timeout=5).json()
         assert page["nextPageCursor"] == cursor
         assert len(page["entities"]) == (0 if loop == "empty" else 5)
@@ -323,7 +323,7 @@ def test_clock_offset_shifts_date_header_events_and_the_realtime_edge(serve: Any
     assert txn["startDate"] > iso(int((time.time() + offset - 5) * 1000))
     assert results(sim, h, txn["id"]).json()["entities"] == []
     # 13 days back on our clock is 15 on the server's: beyond the realtime edge.
-    body = {"interval": interval(hours=13 * 24), "pageNumber": 1, "pageSize": 10}
+    body: dict[str, Any] = {"interval": interval(hours=13 * 24), "pageNumber": 1, "pageSize": 10}
     edge = requests.post(f"{sim.url}/api/v2/audits/query/realtime", json=body, headers=h, timeout=5)
     assert edge.status_code == 400 and "14 days" in edge.json()["message"]
 
@@ -345,7 +345,7 @@ def test_hostile_events_reach_the_wire_as_they_are(serve: Any) -> None:
     kinds = {"nested_served": 1, "invalid_utf8_served": 1, "empty_id_served": 1, "bad_date_served": 5}
     assert stats(sim)["hostile"] == kinds
     a, b = interval().split("/")
-    cursor_page = requests.get(f"{sim.url}/api/v2/auditlogs/events", params={"dateFrom": a, "dateTo": b, "size": 100},
+    cursor_page = requests.get(f"{sim.url}/api/v2/auditlogs/events", params={"dateFrom": a, "dateTo": b, "size": "100"},
                                headers=h, timeout=5).content
     assert b'{"d":' * 1200 in cursor_page and b"\xff" in cursor_page
     # The same events as without hostility, only spoiled: the same positions and (other) ids.

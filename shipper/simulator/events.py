@@ -184,15 +184,22 @@ _FILTER_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 
 
+def _unknown(doc: dict[str, Any]) -> Any:
+    """A filter property the simulator does not know (TrusteeOrganizationId) matches nothing."""
+    return None
+
+
 def matcher(service: str | None, filters: list[dict[str, str]]) -> Matcher | None:
     """The server-side filter of a query body (serviceName and AuditQueryFilter list)."""
     if not service and not filters:
         return None
 
+    getters = [(_FILTER_KEYS.get(f.get("property", ""), _unknown), f.get("value")) for f in filters]
+
     def match(doc: dict[str, Any]) -> bool:
         if service and doc.get("serviceName") != service:
             return False
-        return all(_FILTER_KEYS.get(f.get("property", ""), lambda d: None)(doc) == f.get("value") for f in filters)
+        return all(get(doc) == value for get, value in getters)
 
     return match
 

@@ -179,7 +179,7 @@ class Simulator:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"{self.scheme}://{host}:{port}"
+        return f"{self.scheme}://{host!s}:{port}"
 
     def start(self) -> Simulator:
         # serve_forever checks for shutdown every poll_interval: stop() waits up to that long.
