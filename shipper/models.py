@@ -128,7 +128,7 @@ class CursorPage(msgspec.Struct):
 
 class TokenResponse(msgspec.Struct):
     access_token: str
-    expires_in: float
+    expires_in: float = 86400  # Genesys's default lifetime; a 401 refreshes early anyway
     token_type: str = "bearer"
 
 
