@@ -18,11 +18,56 @@ from ..output.quarantine import Quarantine
 from ..output.writer import Writer
 from ..sources import Source
 from .checkpoint import Checkpoint
-from .ledger import plan_windows
+from .ledger import Ledger
 from .pipeline import PageOut, Pipeline
 
-UNORDERED_CHUNK_MS = 3_600_000
 FUTURE_TOLERANCE_MS = 300_000
+
+
+def plan_passes(frontier: int, recheck: int, now_ms: int, cfg: Config) -> list[Pass]:
+    """The cycle's passes: re-read what reached the late window's age, then catch up to now minus
+    settle_delay. A position in the future is refused: it would ship nothing, silently."""
+    poll = cfg.poll
+    if frontier > now_ms + max(FUTURE_TOLERANCE_MS, int(poll.late_window * 1000)):
+        raise StateError(f"the saved position {format_ms(frontier)} is in the future (now is {format_ms(now_ms)} "
+                         "by the API's clock): restore the state file or move it away")
+    horizon = now_ms - int(poll.settle_delay * 1000)
+    final_before = now_ms - int(poll.late_window * 1000)
+    passes = []
+    late_end = min(frontier, final_before)
+    if recheck < late_end:
+        passes.append(Pass(recheck, late_end, late=True, final_before=final_before))
+    if frontier < horizon:
+        passes.append(Pass(frontier, horizon, late=False, final_before=final_before))
+    return passes
+
+
+class ChunkSize:
+    """How much of a pass is read as one query. A chunk bounds what a crash makes the engine read
+    again and how many ids it must remember meanwhile; each query also costs requests. So chunks
+    grow while they come back small and shrink when they come back large."""
+
+    MIN_MS = 60_000
+    FIRST_MS = (3_600_000, 6 * 3_600_000)  # a first guess: a quarter of the pass, within these bounds
+    GROW_AT_PAGES = 2  # a chunk of at most this many pages: double the next one
+    SHRINK_AT_PAGES = 100  # a chunk of more pages: halve the next one
+
+    def __init__(self, max_ms: int) -> None:
+        self.max_ms = max_ms
+        self.ms: int | None = None  # no chunk read yet
+
+    def end_of(self, start: int, end: int) -> int:
+        if self.ms is None:
+            low, high = self.FIRST_MS
+            self.ms = min(self.max_ms, max(low, min(high, (end - start) // 4)))
+        return min(end, start + self.ms)
+
+    def observe(self, pages: int) -> None:
+        assert self.ms is not None
+        if pages <= self.GROW_AT_PAGES:
+            self.ms = min(self.max_ms, self.ms * 2)
+        elif pages > self.SHRINK_AT_PAGES:
+            self.ms = max(self.MIN_MS, self.ms // 2)
 
 
 @dataclass
@@ -53,10 +98,11 @@ class Engine:
         self.org = org
         self.counters = checkpoint.counters
         self._sync_clock = sync_clock  # one answer from the API tells its clock (its Date header)
+        self.chunks = ChunkSize(int(cfg.poll.max_window * 1000))
         self._slowest_page = 0.0
 
     @property
-    def ledger(self):  # noqa: ANN201 - a Ledger; the checkpoint owns it
+    def ledger(self) -> Ledger:
         return self.checkpoint.ledger
 
     def load(self, start_ms: int | None = None) -> None:
@@ -72,38 +118,49 @@ class Engine:
 
     # -- one pass ---------------------------------------------------------------------------------
     def _pass(self, p: Pass) -> None:
-        """Read [start, end), write new events page by page, checkpoint after each page."""
+        """Read [start, end) chunk by chunk, writing new events page by page."""
         ledger = self.ledger
         # The main pass may move `recheck` only while nothing before it awaits a re-read.
         p.track_recheck = p.late or ledger.recheck >= ledger.frontier
-        ordered = self.source.ordered
-        # A source without a time order can only move positions once a whole chunk is read.
-        chunks = [(p.start, p.end)] if ordered else list(plan_windows(p.start, p.end, UNORDERED_CHUNK_MS))
-        started = time.monotonic()
-        for c_start, c_end in chunks:
-            trusted, newest = ordered, None
-            for raws in self.source.pages(c_start, c_end):
-                t0 = time.monotonic()
-                out = self.pipeline.process(raws, ledger.seen, ledger.recheck, ledger.frontier)
-                if trusted and newest is not None and out.first_ms is not None and out.first_ms < newest:
-                    logs.warning("source returned pages out of time order; positions move only at the end of "
-                                 "this window", source=self.source.name, org=self.org or None)
-                    trusted = False
-                if out.last_ms is not None:
-                    newest = out.last_ms if newest is None else max(newest, out.last_ms)
-                # An event dated past the window (bad input) must not drag the position along.
-                self._ship(out, p, min(out.last_ms, c_end) if trusted and out.last_ms is not None else None)
-                if self.progress and not p.late:
-                    self.progress(p.start, p.end, ledger.frontier, self.counters.emitted)
-                self._slowest_page = max(self._slowest_page, time.monotonic() - t0)
-                if self._should_stop():
-                    raise Interrupted("stopping at a page boundary")
-            self._ship(None, p, c_end)
+        started, start = time.monotonic(), p.start
+        while start < p.end:
+            end = self.chunks.end_of(start, p.end)
+            self.chunks.observe(self._chunk(p, start, end))
+            start = end
         logs.debug("pass done", org=self.org or None, late=p.late, start=format_ms(p.start), end=format_ms(p.end),
                    seconds=round(time.monotonic() - started, 3), repeats_dropped=self.counters.duplicates,
                    filtered=self.counters.filtered)
 
-    def _ship(self, out: PageOut | None, p: Pass, advance_to: int | None) -> None:
+    def _chunk(self, p: Pass, c_start: int, c_end: int) -> int:
+        """One chunk: a page moves the frontier to its newest event while the source keeps its time
+        order; `recheck` moves only once the whole chunk was read, so a crash, or a server that
+        breaks its order, never leaves an unwritten event behind both positions. Returns the
+        number of pages."""
+        trusted, newest, pages = self.source.ordered, None, 0
+        for raws in self.source.pages(c_start, c_end):
+            pages += 1
+            t0 = time.monotonic()
+            out = self.pipeline.process(raws, self.ledger.seen, self.ledger.recheck, self.ledger.frontier)
+            if trusted and (out.unordered or (newest is not None and out.first_ms is not None
+                                              and out.first_ms < newest)):
+                logs.warning("source returned events out of time order; positions move only at the end of "
+                             "this chunk", source=self.source.name, org=self.org or None)
+                trusted = False
+            if out.last_ms is not None:
+                newest = out.last_ms if newest is None else max(newest, out.last_ms)
+            # An event dated past the chunk (bad input) must not drag the position along.
+            follow = trusted and not p.late and out.last_ms is not None
+            self._ship(out, p, frontier_to=min(out.last_ms, c_end) if follow else None)  # type: ignore[type-var]
+            if self.progress and not p.late:
+                self.progress(p.start, p.end, self.ledger.frontier, self.counters.emitted)
+            self._slowest_page = max(self._slowest_page, time.monotonic() - t0)
+            if self._should_stop():
+                raise Interrupted("stopping at a page boundary")
+        self._ship(None, p, chunk_end=c_end)
+        return pages
+
+    def _ship(self, out: PageOut | None, p: Pass, *, frontier_to: int | None = None,
+              chunk_end: int | None = None) -> None:
         """Write the page, then move the positions and commit: the checkpoint never passes an
         event that was not written."""
         with self.lifecycle.commit_lock:
@@ -115,8 +172,10 @@ class Engine:
                     logs.warning("events older than the recheck position were sent again; dropped as repeats",
                                  org=self.org or None, events=out.out_of_window)
                 self.checkpoint.take(out)
-            if advance_to is not None:
-                self.ledger.advance(advance_to, late=p.late, track_recheck=p.track_recheck,
+            if frontier_to is not None:
+                self.ledger.advance_frontier(frontier_to)
+            if chunk_end is not None:
+                self.ledger.advance(chunk_end, late=p.late, track_recheck=p.track_recheck,
                                     final_before_ms=p.final_before)
             self.checkpoint.save()
         self.counters.lag_s = max(0.0, self.clock() - self.ledger.frontier / 1000)
@@ -137,22 +196,14 @@ class Engine:
             self._sync_clock = None
         now_ms = int(self.clock() * 1000)
         ledger = self.ledger
-        if ledger.frontier > now_ms + max(FUTURE_TOLERANCE_MS, int(poll.late_window * 1000)):
-            raise StateError(f"the saved position {format_ms(ledger.frontier)} is in the future (now is "
-                             f"{format_ms(now_ms)} by the API's clock): restore the state file or move it away")
-        horizon = now_ms - int(poll.settle_delay * 1000)
-        final_before = now_ms - int(poll.late_window * 1000)
         oldest = now_ms - int(poll.retention * 1000)
         if ledger.frontier < oldest:
             logs.error("position is older than poll.retention: events before it are gone", org=self.org or None,
                        position=format_ms(ledger.frontier), oldest=format_ms(oldest))
             self.counters.gaps += 1
             ledger.move_to(oldest)
-        late_end = min(ledger.frontier, final_before)
-        if ledger.recheck < late_end:
-            self._pass(Pass(ledger.recheck, late_end, late=True, final_before=final_before))
-        if ledger.frontier < horizon:
-            self._pass(Pass(ledger.frontier, horizon, late=False, final_before=final_before))
+        for p in plan_passes(ledger.frontier, ledger.recheck, now_ms, self.cfg):
+            self._pass(p)
         self.checkpoint.succeeded()
         with self.lifecycle.commit_lock:
             self.checkpoint.save()

@@ -37,6 +37,7 @@ class PageOut:
     filtered: int = 0
     out_of_window: int = 0
     shrunk: int = 0
+    unordered: bool = False  # an event older than the one before it
 
 
 def _reduced(event: AuditEvent, raw: msgspec.Raw, keep: list[str]) -> tuple[AuditEvent, msgspec.Raw]:
@@ -90,6 +91,8 @@ class Pipeline:
                     quarantined.append((bytes(raw), str(exc)))
                 continue
             if ts != prev:  # bulk operations share a millisecond: only a new time can move the marks
+                if prev is not None and ts < prev:
+                    out.unordered = True
                 prev = ts
                 if last is None or ts > last:
                     last = ts
