@@ -17,11 +17,13 @@ from ..models import format_ms
 from ..output.quarantine import Quarantine
 from ..output.writer import Writer
 from ..sources import Source
+from ..sources.base import ReadProgress
 from .checkpoint import Checkpoint
 from .ledger import Ledger
 from .pipeline import PageOut, Pipeline
 
 FUTURE_TOLERANCE_MS = 300_000
+STALE_PAGES = 3  # pages in a row with nothing new allowed beyond those that came before them
 
 
 def plan_passes(frontier: int, recheck: int, now_ms: int, cfg: Config) -> list[Pass]:
@@ -40,6 +42,42 @@ def plan_passes(frontier: int, recheck: int, now_ms: int, cfg: Config) -> list[P
     if frontier < horizon:
         passes.append(Pass(frontier, horizon, late=False, final_before=final_before))
     return passes
+
+
+class ChunkWatch:
+    """What the engine learns while reading one chunk, and tells the source: whether the events
+    keep their time order, and whether pages keep bringing events not met before. Pages that
+    bring nothing new are bounded: each restart of the source may read the chunk again, no more."""
+
+    def __init__(self, ordered: bool, source: str, org: str) -> None:
+        self.progress = ReadProgress()
+        self.progress.ordered = ordered
+        self.met: set[int] = set()
+        self.source, self.org = source, org
+        self.newest: int | None = None
+        self.pages = self.stale = self.budget = self.restarts = 0
+
+    def check_order(self, out: PageOut) -> None:
+        self.pages += 1
+        if self.progress.ordered and (out.unordered or (self.newest is not None and out.first_ms is not None
+                                                        and out.first_ms < self.newest)):
+            logs.warning("source returned events out of time order; positions move only at the end of this "
+                         "chunk", source=self.source, org=self.org or None)
+            self.progress.ordered = False
+        if out.last_ms is not None:
+            self.newest = out.last_ms if self.newest is None else max(self.newest, out.last_ms)
+
+    def check_progress(self, out: PageOut) -> None:
+        self.progress.fresh += out.fresh
+        if out.fresh:
+            self.stale = 0
+            return
+        if not self.stale:
+            self.budget, self.restarts = self.pages - 1, self.progress.restarts
+        self.stale += 1
+        if self.stale > self.budget * (1 + self.progress.restarts - self.restarts) + STALE_PAGES:
+            raise ApiError(f"{self.source}: {self.stale} pages in a row brought no new event (only events met "
+                           "before in this chunk): the API repeats itself; giving up on this pass")
 
 
 class ChunkSize:
@@ -111,6 +149,7 @@ class Engine:
         def first() -> int:
             if start_ms is not None:
                 return start_ms
+            self._ensure_clock()  # a lookback counts back from the API's now, not this host's
             now = datetime.fromtimestamp(self.clock(), timezone.utc)
             return int(resolve_start(str(self.cfg.poll.start_from), now).timestamp() * 1000)
 
@@ -136,28 +175,22 @@ class Engine:
         order; `recheck` moves only once the whole chunk was read, so a crash, or a server that
         breaks its order, never leaves an unwritten event behind both positions. Returns the
         number of pages."""
-        trusted, newest, pages = self.source.ordered, None, 0
-        for raws in self.source.pages(c_start, c_end):
-            pages += 1
+        watch = ChunkWatch(self.source.ordered, self.source.name, self.org)
+        for raws in self.source.pages(c_start, c_end, watch.progress):
             t0 = time.monotonic()
-            out = self.pipeline.process(raws, self.ledger.seen, self.ledger.recheck, self.ledger.frontier)
-            if trusted and (out.unordered or (newest is not None and out.first_ms is not None
-                                              and out.first_ms < newest)):
-                logs.warning("source returned events out of time order; positions move only at the end of "
-                             "this chunk", source=self.source.name, org=self.org or None)
-                trusted = False
-            if out.last_ms is not None:
-                newest = out.last_ms if newest is None else max(newest, out.last_ms)
+            out = self.pipeline.process(raws, self.ledger.seen, self.ledger.recheck, self.ledger.frontier, watch.met)
+            watch.check_order(out)
             # An event dated past the chunk (bad input) must not drag the position along.
-            follow = trusted and not p.late and out.last_ms is not None
+            follow = watch.progress.ordered and not p.late and out.last_ms is not None
             self._ship(out, p, frontier_to=min(out.last_ms, c_end) if follow else None)  # type: ignore[type-var]
+            watch.check_progress(out)
             if self.progress and not p.late:
                 self.progress(p.start, p.end, self.ledger.frontier, self.counters.emitted)
             self._slowest_page = max(self._slowest_page, time.monotonic() - t0)
             if self._should_stop():
                 raise Interrupted("stopping at a page boundary")
         self._ship(None, p, chunk_end=c_end)
-        return pages
+        return watch.pages
 
     def _ship(self, out: PageOut | None, p: Pass, *, frontier_to: int | None = None,
               chunk_end: int | None = None) -> None:
@@ -180,6 +213,11 @@ class Engine:
             self.checkpoint.save()
         self.counters.lag_s = max(0.0, self.clock() - self.ledger.frontier / 1000)
 
+    def _ensure_clock(self) -> None:
+        if self._sync_clock is not None:
+            self._sync_clock()
+            self._sync_clock = None
+
     def _should_stop(self) -> bool:
         if self.lifecycle.stop.is_set():
             return True
@@ -191,9 +229,7 @@ class Engine:
     def cycle(self) -> None:
         """Re-read what reached the late window's age, then catch up to now minus settle_delay."""
         poll = self.cfg.poll
-        if self._sync_clock is not None:
-            self._sync_clock()
-            self._sync_clock = None
+        self._ensure_clock()
         now_ms = int(self.clock() * 1000)
         ledger = self.ledger
         oldest = now_ms - int(poll.retention * 1000)

@@ -38,6 +38,7 @@ class PageOut:
     out_of_window: int = 0
     shrunk: int = 0
     unordered: bool = False  # an event older than the one before it
+    fresh: int = 0  # events not met before in this chunk (progress, even when all were written before)
 
 
 def _reduced(event: AuditEvent, raw: msgspec.Raw, keep: list[str]) -> tuple[AuditEvent, msgspec.Raw]:
@@ -69,10 +70,12 @@ class Pipeline:
         self.reduce_for = make_reducer(cfg.output.reduce) if cfg.output.reduce else None
         self.default_tier = routing.default_tier
 
-    def process(self, raws: list[msgspec.Raw], seen: Mapping[int, int], floor_ms: int, now_ms: int) -> PageOut:
+    def process(self, raws: list[msgspec.Raw], seen: Mapping[int, int], floor_ms: int, now_ms: int,
+                chunk: set[int] | None = None) -> PageOut:
         """Map a page. Ids in `seen` or already in this page are repeats; an event dated before
         `floor_ms` (the recheck position) cannot be told from a repeat and is dropped as one.
-        Quarantined events are remembered at `now_ms` so a re-read does not report them twice."""
+        Quarantined events are remembered at `now_ms` so a re-read does not report them twice.
+        `chunk` collects every id met in the current chunk, to count what is fresh."""
         out = PageOut()
         page, new, quarantined = out.data, out.new_ids, out.quarantined
         decode = event_decoder(self.slim)
@@ -81,11 +84,14 @@ class Pipeline:
         default_tier = self.default_tier
         first = last = prev = None
         lines = 0
+        met = set() if chunk is None else chunk
+        before = len(met)
         for raw in raws:
             try:
                 event, ts = decode(raw)
             except InvalidEvent as exc:
                 key = _quarantine_key(raw)
+                met.add(key)
                 if key not in seen and key not in new:  # a re-read must not quarantine it twice
                     new[key] = now_ms
                     quarantined.append((bytes(raw), str(exc)))
@@ -102,6 +108,7 @@ class Pipeline:
                 out.out_of_window += 1
                 continue
             h = id_hash(event.id)
+            met.add(h)
             if h in seen or h in new:
                 out.duplicates += 1
                 continue
@@ -126,5 +133,5 @@ class Pipeline:
                 out.shrunk += 1
             page.append(10)
             lines += 1
-        out.lines, out.first_ms, out.last_ms = lines, first, last
+        out.lines, out.first_ms, out.last_ms, out.fresh = lines, first, last, len(met) - before
         return out

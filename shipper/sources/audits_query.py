@@ -1,9 +1,9 @@
 """The real Genesys Cloud async audit query: POST a transaction, poll it, page its results.
 
-Loops end: a cursor the API hands out twice is an error; pages that bring nothing beyond what was
-read (a transaction that expires after every first page, the same page served again) are counted,
-and past a bound that allows for re-reading one bulk operation they fail the pass. A page size
-that had to shrink (too-large pages) is kept and grows back slowly.
+Loops end: a cursor the API hands out twice is an error, and a lost transaction is submitted again
+from the window's start (so no order of events is trusted) only while each restart brings events
+the chunk had not met before. A page size that had to shrink (too-large pages) is kept and grows
+back slowly.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..core.ledger import plan_windows
 from ..errors import ApiError
 from ..models import QueryStatus, ResultsPage, decode_page, format_ms
 from ..net.http import compact_json
-from .base import Watermark, server_side_query
+from .base import ReadProgress, Restarts, server_side_query
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -131,40 +131,31 @@ class AuditsQuerySource:
             self.page.fitted()
             return page
 
-    def pages(self, start_ms: int, end_ms: int) -> Iterator[list[msgspec.Raw]]:
+    def pages(self, start_ms: int, end_ms: int, progress: ReadProgress) -> Iterator[list[msgspec.Raw]]:
         for w_start, w_end in plan_windows(start_ms, end_ms, self.max_window_ms):
-            yield from self._window(w_start, w_end)
+            yield from self._window(w_start, w_end, progress)
 
-    def _window(self, start_ms: int, end_ms: int) -> Iterator[list[msgspec.Raw]]:
-        mark = Watermark(start_ms)
+    def _window(self, start_ms: int, end_ms: int, progress: ReadProgress) -> Iterator[list[msgspec.Raw]]:
         txn = self._submit(start_ms, end_ms)
         cursor: str | None = None
         cursors: set[str] = set()
-        resubmits = stalls = 0
+        restarts = Restarts(progress, MAX_RESUBMITS)
         while True:
             try:
                 page = self._page(txn, cursor)
             except ApiError as exc:
                 if exc.status != 404 and not (exc.status == 400 and "cursor" in str(exc).lower()):
                     raise
-                resubmits += 1
-                if resubmits > MAX_RESUBMITS:
-                    raise ApiError(f"audit query: transaction lost {resubmits} times in a row without a new "
+                if not restarts.another():
+                    raise ApiError(f"audit query: transaction lost {restarts.count} times in a row without a new "
                                    f"event; last: {exc}", exc.status, exc.code) from None
-                # Expired transaction or rejected cursor: start again at the newest event read; the
+                # Expired transaction or rejected cursor: read the window again from its start; the
                 # pipeline drops the ids it already wrote.
-                logs.warning("audit query transaction expired; resubmitting from last position",
-                             reason=str(exc), resume=format_ms(mark.ms))
-                txn, cursor, cursors = self._submit(mark.ms, end_ms), None, set()
+                logs.warning("audit query transaction expired; resubmitting the window",
+                             reason=str(exc), start=format_ms(start_ms))
+                txn, cursor, cursors = self._submit(start_ms, end_ms), None, set()
                 continue
             assert isinstance(page.entities, list)
-            if mark.advance(page.entities):
-                resubmits = stalls = 0
-            else:
-                stalls += 1
-                if stalls > mark.stall_limit(self.page.size):
-                    raise ApiError(f"audit query: {stalls} result pages in a row brought no new event "
-                                   "(the API repeats itself); giving up on this pass")
             if page.entities:
                 yield page.entities
             if not page.cursor:

@@ -17,10 +17,9 @@ import msgspec
 
 from .. import logs
 from ..core.ledger import DAY_MS, plan_windows
-from ..errors import ApiError
 from ..models import RealtimePage, decode_page, format_ms
 from .audits_query import AuditsQuerySource
-from .base import Watermark, server_side_query
+from .base import ReadProgress, last_event_ms, server_side_query
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -74,7 +73,7 @@ class AuditsRealtimeSource:
         """The oldest start a realtime query may use now (14 days, less the safety margin)."""
         return int(self.client.server_now() * 1000) - REALTIME_SPAN_MS + FALLBACK_MARGIN_MS
 
-    def pages(self, start_ms: int, end_ms: int) -> Iterator[list[msgspec.Raw]]:
+    def pages(self, start_ms: int, end_ms: int, progress: ReadProgress) -> Iterator[list[msgspec.Raw]]:
         edge = self._oldest_ms()
         while start_ms < min(end_ms, edge):
             part_end = min(end_ms, edge)
@@ -82,40 +81,32 @@ class AuditsRealtimeSource:
                       "audit query", start=format_ms(start_ms), end=format_ms(part_end))
             if self._older is None:
                 self._older = AuditsQuerySource(self.cfg, self.client)
-            yield from self._older.pages(start_ms, part_end)
+            yield from self._older.pages(start_ms, part_end, progress)
             start_ms = part_end
             # The 14-day edge moved while that part was read: go round again only once it has
             # used up half the margin, or this would chase the edge in tiny slices.
             edge = self._oldest_ms() - FALLBACK_MARGIN_MS // 2
         for w_start, w_end in plan_windows(start_ms, end_ms, self.max_window_ms):
-            yield from self._window(w_start, w_end)
+            yield from self._window(w_start, w_end, progress)
 
-    def _window(self, start_ms: int, end_ms: int) -> Iterator[list[msgspec.Raw]]:
+    def _window(self, start_ms: int, end_ms: int, progress: ReadProgress) -> Iterator[list[msgspec.Raw]]:
         anchor, number = start_ms, 1
-        mark = Watermark(start_ms)
-        stalls = 0
         while True:
             page = self._query(anchor, end_ms, number, self.page_size)
             assert isinstance(page.entities, list)
-            if mark.advance(page.entities):
-                stalls = 0
-            else:
-                stalls += 1
-                if stalls > mark.stall_limit(self.page_size):
-                    raise ApiError(f"realtime audit query: {stalls} pages in a row brought no new event (the API "
-                                   "repeats itself); giving up on this pass")
             if page.entities:
                 yield page.entities
             if self._is_last(page, number):
                 return
-            if mark.ms > anchor:
+            last = last_event_ms(page.entities, anchor)
+            if progress.ordered and last > anchor:
                 # Re-anchor: events that arrived since the last request can only shift pages of the
                 # old query, not of one that starts where we stand. Repeats at the anchor are
-                # dropped by the pipeline's id ledger.
-                anchor, number = mark.ms, 1
+                # dropped by the pipeline's id ledger. Only a time-ordered answer allows it.
+                anchor, number = last, 1
             else:
-                # The whole page shares the anchor's timestamp (a bulk operation): re-anchoring
-                # would return this same page forever, so page on within this query.
+                # The whole page shares the anchor's timestamp (a bulk operation), or the server
+                # does not keep the order: page on within this query.
                 number += 1
 
     def _is_last(self, page: RealtimePage, number: int) -> bool:

@@ -1,5 +1,5 @@
-"""What every source shares: the Source protocol, pushdown of filters, and the watermark that tells
-a page that moved forward from a page that only repeated what was already read."""
+"""What every source shares: the Source protocol, pushdown of filters, and what the engine tells a
+source about its progress through a chunk."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class Source(Protocol):
 
     def __init__(self, cfg: Config, client: HttpClient) -> None: ...
 
-    def pages(self, start_ms: int, end_ms: int) -> Iterator[list[msgspec.Raw]]: ...
+    def pages(self, start_ms: int, end_ms: int, progress: ReadProgress) -> Iterator[list[msgspec.Raw]]: ...
 
     def probe(self) -> int:
         """Fetch at most one recent event; return how many came back. Raises on failure."""
@@ -54,51 +54,49 @@ def server_side_query(cfg: FiltersConfig) -> tuple[str | None, list[dict[str, st
     return service, filters
 
 
-class _IdDate(msgspec.Struct):
-    id: str = ""
+class ReadProgress:
+    """What the engine tells a source while it reads one chunk: how many events it has met for
+    the first time in the chunk, and whether the pages kept their time order. A source restarts a
+    lost query from the chunk's start and gives up when restarts bring nothing new; it trusts the
+    order of events only while the engine does."""
+
+    def __init__(self) -> None:
+        self.fresh = 0
+        self.ordered = True
+        self.restarts = 0  # the source read the chunk again from its start this many times
+
+
+class Restarts:
+    """Counts restarts of a query (an expired transaction, a rejected cursor) that brought no
+    event the chunk had not met before; past `limit`, the source must give up, not loop."""
+
+    def __init__(self, progress: ReadProgress, limit: int) -> None:
+        self.progress = progress
+        self.limit = limit
+        self.count = 0
+        self._fresh = progress.fresh
+
+    def another(self) -> bool:
+        """Note a restart; False once `limit` restarts in a row brought nothing new."""
+        if self.progress.fresh > self._fresh:
+            self.count, self._fresh = 0, self.progress.fresh
+        self.count += 1
+        self.progress.restarts += 1
+        return self.count <= self.limit
+
+
+class _EventDate(msgspec.Struct):
     eventDate: str = ""  # noqa: N815
 
 
-_id_date = msgspec.json.Decoder(_IdDate)
+_event_date = msgspec.json.Decoder(_EventDate)
 
 
-def _id_and_ms(raw: msgspec.Raw) -> tuple[str, int] | None:
-    try:
-        ev = _id_date.decode(raw)
-        return ev.id, parse_event_time_ms(ev.eventDate)
-    except (msgspec.DecodeError, ValueError, RecursionError):
-        return None
-
-
-class Watermark:
-    """How far a time-ordered read has got: the newest event time and the ids read at it. Only
-    the trailing events of a page that share its last time are decoded."""
-
-    def __init__(self, start_ms: int) -> None:
-        self.ms = start_ms
-        self.ids: set[str] = set()
-
-    def advance(self, raws: list[msgspec.Raw]) -> bool:
-        """Take in a page; True when it brought an event beyond what was read so far."""
-        moved = False
-        last: int | None = None
-        for raw in reversed(raws):
-            got = _id_and_ms(raw)
-            if got is None:
-                continue
-            eid, ms = got
-            if last is None:
-                last = ms
-            elif ms != last:
-                break
-            if ms > self.ms:
-                self.ms, self.ids, moved = ms, {eid}, True
-            elif ms == self.ms and eid not in self.ids:
-                self.ids.add(eid)
-                moved = True
-        return moved
-
-    def stall_limit(self, page_size: int) -> int:
-        """Pages in a row that may bring nothing new: a restart inside a bulk operation re-reads
-        every id at the mark's millisecond before reaching new ones."""
-        return len(self.ids) // max(1, page_size) + 3
+def last_event_ms(raws: list[msgspec.Raw], default: int) -> int:
+    """The eventDate of the last decodable event of a page."""
+    for raw in reversed(raws):
+        try:
+            return parse_event_time_ms(_event_date.decode(raw).eventDate)
+        except (msgspec.DecodeError, ValueError, RecursionError):
+            continue
+    return default

@@ -2,8 +2,9 @@
 
 Events come in the guide's shape `{id, date, actorId, actorName, eventType, entityId, entityType,
 data}` and leave as AuditEvent-shaped JSON, so filters, tiers and every schema work unchanged.
-A rejected cursor (400, the guide's Edge Case 1) is reset and the query restarts at the last
-yielded event's date, inclusive; the engine drops the ids it already wrote.
+A rejected cursor (400, the guide's Edge Case 1) is reset and the query restarts at the window's
+start (the contract promises no order, so no later point is safe); the pipeline drops the ids it
+already wrote, and restarts that bring nothing new are bounded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from .. import logs
 from ..core.ledger import plan_windows
 from ..errors import ApiError
 from ..filters import FiltersConfig, Rule, is_exact
-from ..models import CursorPage, decode_page, format_ms, parse_event_time_ms
+from ..models import CursorPage, decode_page, format_ms
+from .base import ReadProgress, Restarts
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -157,39 +159,32 @@ class EventsCursorSource:
         )
         return page
 
-    def pages(self, start_ms: int, end_ms: int) -> Iterator[list[msgspec.Raw]]:
+    def pages(self, start_ms: int, end_ms: int, progress: ReadProgress) -> Iterator[list[msgspec.Raw]]:
         for w_start, w_end in plan_windows(start_ms, end_ms, self.max_window_ms):
-            yield from self._window(w_start, w_end)
+            yield from self._window(w_start, w_end, progress)
 
-    def _window(self, start_ms: int, end_ms: int) -> Iterator[list[msgspec.Raw]]:
-        # A cursor belongs to the query that made it, so dateFrom stays put while one is followed;
-        # `resume` is the last yielded date, where a reset starts over.
-        query_from = resume = start_ms
-        at_resume: set[str] = set()  # ids yielded at `resume`: progress inside one timestamp
+    def _window(self, start_ms: int, end_ms: int, progress: ReadProgress) -> Iterator[list[msgspec.Raw]]:
         cursor: str | None = None
         cursors: set[str] = set()
-        resets = empty = 0
+        restarts = Restarts(progress, MAX_RESETS)
+        empty = 0
         while True:
             try:
-                page = self._get(query_from, end_ms, self.size, cursor)
+                page = self._get(start_ms, end_ms, self.size, cursor)
             except ApiError as exc:
                 if cursor is None or not _is_cursor_rejection(exc):
                     raise
-                resets += 1
-                if resets > MAX_RESETS:
-                    raise ApiError(f"audit events cursor rejected {resets} times in a row without progress; "
+                if not restarts.another():
+                    raise ApiError(f"audit events cursor rejected {restarts.count} times in a row without progress; "
                                    f"last: {exc}", exc.status, exc.code) from None
-                logs.warning("cursor rejected; resetting it and re-reading from the last position",
-                             reason=str(exc), resume=format_ms(resume), resets=resets)
-                query_from, cursor, cursors = resume, None, set()
+                logs.warning("cursor rejected; resetting it and reading the window again",
+                             reason=str(exc), start=format_ms(start_ms), resets=restarts.count)
+                cursor, cursors = None, set()
                 continue
             assert isinstance(page.entities, list)
             if page.entities:
                 empty = 0
-                events, resume, at_resume, progressed = self._convert(page.entities, resume, at_resume)
-                if progressed:
-                    resets = 0
-                yield events
+                yield [convert(raw, self.spellings)[0] for raw in page.entities]
             elif page.nextPageCursor:
                 empty += 1
                 if empty >= MAX_EMPTY_PAGES:
@@ -203,32 +198,8 @@ class EventsCursorSource:
             cursors.add(page.nextPageCursor)
             cursor = page.nextPageCursor
 
-    def _convert(self, raws: list[msgspec.Raw], resume: int,
-                 at_resume: set[str]) -> tuple[list[msgspec.Raw], int, set[str], bool]:
-        events: list[msgspec.Raw] = []
-        progressed = False
-        for raw in raws:
-            out, ev = convert(raw, self.spellings)
-            events.append(out)
-            ts = _date_ms(ev.date) if ev is not None and ev.date else None
-            if ev is None or ev.id is None or ts is None or ts < resume:
-                continue
-            if ts > resume:
-                resume, at_resume = ts, set()
-            if ev.id not in at_resume:
-                at_resume.add(ev.id)
-                progressed = True
-        return events, resume, at_resume, progressed
-
     def probe(self) -> int:
         """The guide's cursor health check: a size=1 query over the last hour."""
         now_ms = int(self.client.server_now() * 1000)
         entities = self._get(now_ms - 3_600_000, now_ms, 1, None).entities
         return len(entities) if isinstance(entities, list) else 0
-
-
-def _date_ms(text: str) -> int | None:
-    try:
-        return parse_event_time_ms(text)
-    except ValueError:
-        return None
