@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import os
 import sys
 from collections.abc import Callable
 
@@ -87,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so the interpreter's last flush of what stdout could not take stays quiet."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     lifecycle = Lifecycle()
     lifecycle.install_signals()  # first: a SIGTERM during start-up must still mean a clean exit 0
@@ -102,13 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         reason = "stdout is closed" if exc.errno in (errno.EBADF, errno.EPIPE) else (exc.strerror or str(exc))
         logs.fatal(f"cannot write the report: {reason}", EXIT_RUNTIME)
         code = EXIT_CONFIG if exc.errno == errno.EBADF else EXIT_RUNTIME
+        _silence_stdout()
     except Exception as exc:  # never a traceback for the user; the detail goes to debug logs
         logs.get_logger().debug("internal error", exc_info=True)
         logs.fatal(f"internal error: {type(exc).__name__}: {str(exc)[:300]} (rerun with --log-level debug "
                    "and report it)", EXIT_RUNTIME)
         code = EXIT_RUNTIME
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
     except (OSError, ValueError):
         pass
     return code

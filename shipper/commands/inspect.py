@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -12,7 +13,7 @@ import msgspec
 from ..app import build_client, build_store
 from ..config import Config, load_config
 from ..core.ledger import fold, unpack_seen
-from ..errors import ApiError, AuthError, LockHeldError, ShipperError, StateError
+from ..errors import ApiError, AuthError, ConfigError, LockHeldError, ShipperError, StateError
 from ..lifecycle import Lifecycle
 from ..models import ServiceMapping, format_ms
 from ..sources import SOURCES, build_source
@@ -24,6 +25,8 @@ MAX_SKEW_S = 60.0
 
 def emit(text: str) -> None:
     """One line of a command's report on stdout."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        raise ConfigError("stdout is closed: run the command with stdout open to read its report")
     print(text, flush=True)
 
 

@@ -14,7 +14,6 @@ import fcntl
 import os
 import select
 import stat
-import sys
 import termios
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from ..errors import ConfigError, Interrupted, OutputClosed, OutputError
 from ..lifecycle import Lifecycle
 
 _POLL_MS = 50
+STDOUT_FD = 1
 
 
 class Sink(Protocol):
@@ -64,7 +64,7 @@ class StdoutSink:
 
     def __init__(self, lifecycle: Lifecycle, fd: int | None = None) -> None:
         self.lifecycle = lifecycle
-        self.fd = sys.stdout.fileno() if fd is None else fd
+        self.fd = STDOUT_FD if fd is None else fd
         try:
             mode = os.fstat(self.fd).st_mode
         except OSError:
