@@ -30,6 +30,8 @@ class Rule(_Strict):
     status: str | None = None
     level: str | None = None
     user_id: str | None = None
+    client_id: str | None = None  # the OAuth client that acted (integrations, scripts)
+    entity_id: str | None = None  # one object: a role, a queue, a flow
 
 
 RULE_FIELDS: tuple[str, ...] = Rule.__struct_fields__
@@ -75,6 +77,8 @@ def event_fields(event: AuditEvent) -> dict[str, str | None]:
         "status": event.status,
         "level": event.level,
         "user_id": event.user.id if event.user else None,
+        "client_id": event.client.id if event.client else None,
+        "entity_id": event.entity.id if event.entity else None,
     }
 
 

@@ -72,6 +72,7 @@ class SlimEvent(msgspec.Struct, gc=False):
     id: str
     eventDate: str  # noqa: N815
     user: Ref | None = None
+    client: Ref | None = None
     serviceName: str | None = None  # noqa: N815
     level: str | None = None
     action: str | None = None

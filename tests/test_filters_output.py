@@ -51,6 +51,16 @@ def test_server_side_pushdown_only_exact_single_include() -> None:
     assert svc == "Directory" and flt == [{"property": "Action", "value": "Delete"}]
     assert server_side_query(FiltersConfig(include=[Rule(service="Dir*")])) == (None, [])
     assert server_side_query(FiltersConfig(include=[Rule(service="A"), Rule(service="B")])) == (None, [])
+    # Every filter property of Genesys's AuditQueryFilter that a rule can name is pushed down.
+    svc, flt = server_side_query(FiltersConfig(include=[Rule(client_id="c1", entity_id="e1", user_id="u1")]))
+    assert svc is None and sorted(f["property"] for f in flt) == ["ClientId", "EntityId", "UserId"]
+
+
+def test_client_and_entity_rules_match_client_side() -> None:
+    keep = make_filter(FiltersConfig(include=[Rule(client_id="c1")], exclude=[Rule(entity_id="e9")]))
+    assert keep(_ev(client={"id": "c1"}, entity={"id": "e1"}))
+    assert not keep(_ev(client={"id": "c2"}))
+    assert not keep(_ev(client={"id": "c1"}, entity={"id": "e9"}))
 
 
 def test_tiers_first_match_then_default() -> None:

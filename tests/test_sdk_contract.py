@@ -429,7 +429,9 @@ def shipper_requests(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
     sets every rule field, so everything that can be pushed down to the server is."""
     rule_fields = {f.name for f in msgspec.structs.fields(_rule_struct())}
     values = {"service": "Directory", "entity_type": "User", "action": "Update", "status": "SUCCESS", "level": "USER",
-              "user_id": "00000000-0000-4000-8000-000000000001"}
+              "user_id": "00000000-0000-4000-8000-000000000001",
+              "client_id": "c1a2b3c4-0000-4000-8000-00000000c11e",
+              "entity_id": "00000000-0000-4000-8000-000000000002"}
     assert rule_fields <= values.keys(), f"new filter rule fields {rule_fields - values.keys()}: give them a value here"
     logged: list[Any] = []
     for api in ("audits-query", "audits-realtime"):

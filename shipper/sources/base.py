@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..net.http import HttpClient
 
-# Rule fields the audit query API can filter on (AuditQueryFilter.property).
-QUERY_FILTERS = {"entity_type": "EntityType", "action": "Action", "user_id": "UserId"}
+# Rule fields the audit query APIs can filter on (AuditQueryFilter.property, per Genesys's SDK).
+# TrusteeOrganizationId is not used: it selects audits of a trusted partner org, not a filter on ours.
+QUERY_FILTERS = {"entity_type": "EntityType", "action": "Action", "user_id": "UserId", "client_id": "ClientId",
+                 "entity_id": "EntityId"}
 
 
 class Source(Protocol):
