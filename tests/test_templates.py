@@ -1,14 +1,19 @@
 """The host templates (Vector, Fluent Bit, sidecar, systemd) and the shipped shipper configs.
 
-Every template is parsed (TOML, YAML, Fluent Bit classic with a small parser below) and checked:
+Every template is parsed (TOML, YAML, Fluent Bit classic and YAML with tests/delivery_harness.py's
+model) and checked:
 - each place that starts our CLI passes flags that exist (parsed with shipper.cli.build_parser);
-- the options that make delivery safe are set (exec mode, JSON decoding, dedupe, tiers, disk buffers…);
+- the options that make delivery safe are set (exec mode, JSON decoding, dedupe on the record's own
+  id, tiers, disk buffers, storage that survives kill -9, the SIEM-side names…);
 - every Vector component option exists in Vector 0.57's own reference (name, type, enum, required),
-  and every `inputs` entry names a component output;
-- Fluent Bit keys are checked against the plugins' known keys, and records are routed through the
-  filters to prove every tier reaches an output.
-Every checker returns a list of problems; the mutation tests at the end feed it broken configs to
-prove that each check reports what it should.
+  and every `inputs` entry names a component output; what the VRL programs must set is read from
+  them, and the dedupe key and the id and time chains are run on real records of every schema;
+- Fluent Bit keys are checked against the plugins' known keys (`--dry-run` ignores [SERVICE] keys,
+  routes and processors), records are followed through parsers, processors, filters and routes to
+  prove what each output receives, and each template's routes are held to what it promises.
+Every checker returns a list of problems; the mutation tests feed it broken configs to prove that
+each check reports what it should. The real binaries run in test_fluent_bit_dry_run (and
+tests/test_delivery.py) when present.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import random
 import re
 import shlex
 import shutil
@@ -32,6 +38,7 @@ import yaml
 from shipper.cli import build_parser
 from shipper.config import Config, load_config
 from shipper.schemas.siem import SiemRecord
+from tests import delivery_harness as harness
 
 try:
     import tomllib
@@ -51,8 +58,6 @@ SIEM_FIELDS = frozenset(SiemRecord.__struct_fields__)  # the keys of one record 
 VECTOR_MAIN = REPO / "vector.toml.example"
 VECTOR_SIEMS = {"splunk": "splunk_hec_logs", "sentinel": "azure_logs_ingestion", "elastic": "elasticsearch",
                 "syslog": "socket"}
-FB_CLASSIC = REPO / "fluent-bit.conf.example"
-FB_YAML = REPO / "fluent-bit.yaml.example"
 FB_PARSERS = CONFIGS / "fluent-bit" / "parsers.conf"
 FB_SIEMS = {"splunk": "splunk", "sentinel": "azure_logs_ingestion", "elastic": "es", "syslog": "syslog"}
 SHIPPER_YAMLS = [CONFIGS / "minimal.yaml", CONFIGS / "full.yaml", CONFIGS / "production.yaml",
@@ -273,15 +278,44 @@ def vector_problems(cfg: dict[str, Any]) -> list[str]:
 
 
 def upstream(cfg: dict[str, Any], name: str) -> list[list[str]]:
-    """Every chain of component ids from a sink/transform back to a source."""
+    """Every chain of inputs (component ids, route outputs as `route.name`) from a component back to a source."""
     cid = name.split(".")[0]
     for kind in ("sources", "transforms", "sinks"):
         if cid in cfg.get(kind, {}):
             comp = cfg[kind][cid]
             if kind == "sources":
-                return [[cid]]
-            return [[cid, *chain] for inp in comp.get("inputs", []) for chain in upstream(cfg, inp)]
-    return [[cid, "<missing>"]]
+                return [[name]]
+            return [[name, *chain] for inp in comp.get("inputs", []) for chain in upstream(cfg, inp)]
+    return [[name, "<missing>"]]
+
+
+SIEM_SINKS = {"splunk_hec_logs", "azure_logs_ingestion", "elasticsearch", "socket"}
+ID_PATHS = list(dict.fromkeys(harness.ID_FIELDS.values()))  # the record's own id, by output.schema
+_IF_CHAIN = re.compile(r"exists\(\.(\"@timestamp\"|[\w.]+)\)")
+
+
+def remap_sources(cfg: dict[str, Any], chain: list[str]) -> list[str]:
+    transforms = cfg.get("transforms", {})
+    return [transforms[c.split(".")[0]].get("source", "") for c in chain
+            if transforms.get(c.split(".")[0], {}).get("type") == "remap"]
+
+
+def vrl_assigns(sources: list[str], target: str) -> str | None:
+    """The right-hand side of the last `<target> = ...` line in these VRL programs."""
+    found = None
+    for src in sources:
+        for m in re.finditer(rf"(?m)^\s*{re.escape(target)}\s*=\s*(.+)$", src):
+            found = m.group(1)
+    return found
+
+
+def vrl_exists_chain(expr: str | None) -> list[str]:
+    """The fields of an `if exists(.a) { .a } else if exists(.b) { .b } ... else { .z }` expression, in order."""
+    if not expr:
+        return []
+    fields = [f.strip('"') for f in _IF_CHAIN.findall(expr)]
+    last = re.search(r"else \{ \.(\"@timestamp\"|[\w.]+) \}\s*$", expr)
+    return fields + ([last.group(1).strip('"')] if last else [])
 
 
 def vector_contract_problems(cfg: dict[str, Any], text: str, *, source_type: str = "exec") -> list[str]:
@@ -291,28 +325,65 @@ def vector_contract_problems(cfg: dict[str, Any], text: str, *, source_type: str
     if len(sources) != 1:
         return [f"expected one {source_type} source, found {len(sources)}"]
     (src_id, src), = sources.items()
+    transforms = cfg.get("transforms", {})
+    sinks = cfg.get("sinks", {})
+    records_from = src_id  # the component output that carries audit records only
+    if source_type in ("exec", "http_server"):
+        if src.get("decoding", {}).get("codec") != "json":
+            problems.append(f"sources.{src_id}.decoding.codec must be json (default bytes)")
+        framing = src.get("framing", {})
+        if framing.get("method") != "newline_delimited":
+            problems.append(f"sources.{src_id}.framing.method must be newline_delimited (NDJSON)")
+        max_length = framing.get("newline_delimited", {}).get("max_length", 102400)
+        if max_length < MAX_LINE_BYTES:
+            problems.append(f"sources.{src_id}: framing max_length {max_length} < {MAX_LINE_BYTES}")
     if source_type == "exec":
         if src.get("mode") != "streaming":
             problems.append(f"sources.{src_id}.mode: {src.get('mode')!r}, expected streaming (a daemon)")
-        if src.get("decoding", {}).get("codec") != "json":
-            problems.append(f"sources.{src_id}.decoding.codec must be json (default bytes)")
-        if src.get("include_stderr") is not False:
-            problems.append(f"sources.{src_id}.include_stderr must be false (default true)")
+        if src.get("include_stderr", True) is not True:
+            problems.append(f"sources.{src_id}.include_stderr = false drops the shipper's log lines (Vector does "
+                            "not pass them on): keep it true and route stderr away from the SIEMs")
         argv = src.get("command", [])
-        problems += cli_problems(argv, f"sources.{src_id}.command", once=False)
-        if not problems and parse_cli(argv).config != CONFIG_PATH:
+        cli = cli_problems(argv, f"sources.{src_id}.command", once=False)
+        problems += cli
+        if not cli and parse_cli(argv).config != CONFIG_PATH:
             problems.append(f"sources.{src_id}.command: --config is not {CONFIG_PATH}")
-        max_length = src.get("framing", {}).get("newline_delimited", {}).get("max_length", 102400)
-        if max_length < MAX_LINE_BYTES:
-            problems.append(f"sources.{src_id}: framing max_length {max_length} < {MAX_LINE_BYTES}")
         problems += scheduled_alternative_problems(text, src_id)
-    transforms = cfg.get("transforms", {})
-    dedupes = [t for t in transforms.values() if t.get("type") == "dedupe"]
-    if not any(d.get("fields", {}).get("match") == [EVENT_ID] for d in dedupes):
-        problems.append(f"no dedupe transform with fields.match = [{EVENT_ID!r}]")
-    routes = {cid: t for cid, t in transforms.items() if t.get("type") == "route"}
+        streams = [(cid, t) for cid, t in transforms.items() if t.get("type") == "route" and t.get("inputs") == [src_id]]
+        by_cond = {str(cond): f"{cid}.{name}" for cid, t in streams for name, cond in t.get("route", {}).items()}
+        records_from = by_cond.get('.stream == "stdout"', "")
+        logs_from = by_cond.get('.stream == "stderr"', "")
+        if not records_from or not logs_from:
+            problems.append(f"no route on .stream right after sources.{src_id}: stdout (records) and stderr "
+                            "(the shipper's log lines) must part")
+        for cid, sink in sinks.items():
+            if sink.get("type") in SIEM_SINKS and any(logs_from and logs_from in chain
+                                                      for name in sink.get("inputs", [])
+                                                      for chain in upstream(cfg, name)):
+                problems.append(f"sinks.{cid} carries the shipper's stderr log lines to a SIEM")
+    if source_type == "http_server":
+        host = str(src.get("address", "")).rsplit(":", 1)[0]
+        if host not in ("127.0.0.1", "[::1]", "localhost") and not src.get("tls", {}).get("enabled"):
+            problems.append(f"sources.{src_id}.address {src.get('address')!r}: loopback only, or tls.enabled")
+        auth = src.get("auth", {})
+        if auth.get("strategy") != "custom" or "Bearer SECRET[" not in str(auth.get("source")):
+            problems.append(f"sources.{src_id}.auth must check the shipper's Bearer token (custom, from a SECRET)")
+        if src.get("method", "POST") != "POST" or not src.get("path"):
+            problems.append(f"sources.{src_id}: method POST and a path")
+        for cid, sink in sinks.items():
+            if sink.get("acknowledgements", {}).get("enabled") is not True:
+                problems.append(f"sinks.{cid}.acknowledgements.enabled must be true: the 2xx must wait for it")
+    dedupes = {cid: t for cid, t in transforms.items() if t.get("type") == "dedupe"}
+    for cid, d in dedupes.items():
+        missing = [f for f in ID_PATHS if f not in d.get("fields", {}).get("match", [])]
+        if missing:
+            problems.append(f"transforms.{cid}.fields.match misses the id field(s) {missing}: records of those "
+                            "schemas all share one empty key, and all but the first are dropped")
+    if not dedupes:
+        problems.append("no dedupe transform")
+    routes = {cid: t for cid, t in transforms.items() if t.get("type") == "route" and ".audit_tier" in str(t)}
     if not routes:
-        problems.append("no route transform")
+        problems.append("no route transform on .audit_tier")
     for cid, route in routes.items():
         for name, cond in route.get("route", {}).items():
             if not re.fullmatch(rf'\.audit_tier == "{re.escape(name)}"', str(cond)):
@@ -320,10 +391,12 @@ def vector_contract_problems(cfg: dict[str, Any], text: str, *, source_type: str
         missing = set(TIERS) - set(route.get("route", {}))
         if missing:
             problems.append(f"transforms.{cid}: no route for tier(s) {sorted(missing)}")
-    sinks = cfg.get("sinks", {})
-    if not sinks:
-        problems.append("no sinks")
+    if not any(s.get("type") in SIEM_SINKS for s in sinks.values()):
+        problems.append("no SIEM sinks")
     for cid, sink in sinks.items():
+        kind = sink.get("type")
+        if kind == "console":
+            continue
         buffer = sink.get("buffer", {})
         if buffer.get("type") != "disk":
             problems.append(f"sinks.{cid}.buffer.type must be disk")
@@ -331,17 +404,47 @@ def vector_contract_problems(cfg: dict[str, Any], text: str, *, source_type: str
             problems.append(f"sinks.{cid}.buffer.max_size must be >= {MIN_DISK_BUFFER}")
         if buffer.get("when_full", "block") != "block":
             problems.append(f"sinks.{cid}.buffer.when_full drops events")
-        if sink.get("type") == "azure_monitor_logs":
+        if kind == "azure_monitor_logs":
             problems.append(f"sinks.{cid}: azure_monitor_logs is deprecated; use azure_logs_ingestion")
-        if sink.get("type") == "elasticsearch" and sink.get("id_key") != EVENT_ID:
-            problems.append(f"sinks.{cid}.id_key must be {EVENT_ID!r} so replays overwrite")
-        if sink.get("type") == "socket" and sink.get("encoding", {}).get("codec") != "syslog":
-            problems.append(f"sinks.{cid}.encoding.codec must be syslog")
-        for name in sink.get("inputs", []):
-            for chain in upstream(cfg, name):
-                kinds = [transforms.get(c, {}).get("type") for c in chain]
-                if "dedupe" not in kinds or "route" not in kinds or chain[-1] != src_id:
-                    problems.append(f"sinks.{cid}: path {' <- '.join(chain)} skips dedupe or route")
+        chains = [chain for name in sink.get("inputs", []) for chain in upstream(cfg, name)]
+        for chain in chains:
+            kinds = [transforms.get(c.split(".")[0], {}).get("type") for c in chain]
+            if "dedupe" not in kinds or not any(c.split(".")[0] in routes for c in chain) or chain[-1] != src_id \
+                    or (records_from != src_id and records_from not in chain):
+                problems.append(f"sinks.{cid}: path {' <- '.join(chain)} skips the records route, dedupe or tiers")
+        remaps = [remap_sources(cfg, chain) for chain in chains]
+        want = {"splunk_hec_logs": {"sourcetype": harness.SPLUNK_SOURCETYPE, "index": harness.SPLUNK_INDEX},
+                "azure_logs_ingestion": {"stream_name": harness.SENTINEL_STREAM},
+                "elasticsearch": {"mode": "bulk", "request_retry_partial": True}}.get(kind, {})
+        for key, value in want.items():
+            if sink.get(key) != value:
+                problems.append(f"sinks.{cid}.{key} {sink.get(key)!r}, expected {value!r}")
+        if kind == "elasticsearch":
+            bulk = sink.get("bulk", {})
+            if bulk.get("action") != "create" or bulk.get("index") != harness.ES_INDEX:
+                problems.append(f"sinks.{cid}.bulk: action {bulk.get('action')!r} index {bulk.get('index')!r}, "
+                                f"expected create into the data stream {harness.ES_INDEX}")
+            id_key = str(sink.get("id_key"))
+            if id_key in ID_PATHS:
+                problems.append(f"sinks.{cid}.id_key {id_key!r} removes the record's own id from the document: "
+                                "key on a copy")
+            for sources_ in remaps:
+                if sorted(vrl_exists_chain(vrl_assigns(sources_, f".{id_key}"))) != sorted(ID_PATHS):
+                    problems.append(f"sinks.{cid}: no remap on its path sets .{id_key} from the record's own id "
+                                    f"({', '.join(ID_PATHS)})")
+                if vrl_assigns(sources_, '."@timestamp"') is None:
+                    problems.append(f"sinks.{cid}: no remap on its path sets @timestamp (data streams need it)")
+        if kind == "socket":
+            encoding = sink.get("encoding", {})
+            if encoding.get("codec") != "syslog" or encoding.get("syslog", {}).get("rfc") != "rfc5424":
+                problems.append(f"sinks.{cid}.encoding must be syslog rfc5424")
+            if encoding.get("syslog", {}).get("app_name") != harness.SYSLOG_APP:
+                problems.append(f"sinks.{cid}.encoding.syslog.app_name must be {harness.SYSLOG_APP!r}")
+            for sources_ in remaps:
+                shape = vrl_assigns(sources_, ".") or ""
+                if '"host":' not in shape or "encode_json(.)" not in shape:
+                    problems.append(f"sinks.{cid}: its remap must set .message = encode_json(.) and .host (the "
+                                    "syslog encoder reads .host, not .hostname)")
     return problems
 
 
@@ -374,63 +477,25 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fluent Bit: a classic-format parser, the YAML equivalent, and the checks
+# Fluent Bit: the harness's config model (classic and YAML alike), and the checks
+
+FbSection = harness.Section
+FbConfig = harness.FbConfig
 
 
-Section = tuple[str, dict[str, list[str]]]
-
-
-def parse_fluent_bit_classic(text: str) -> list[Section]:
-    """[SECTION] headers and indented `key value` lines; a key may repeat (rule, header)."""
-    sections: list[Section] = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("@"):
-            raise ValueError(f"line {lineno}: @-commands are not supported here: {line}")
-        header = re.fullmatch(r"\[([A-Z_]+)\]", line)
-        if header:
-            sections.append((header.group(1), {}))
-            continue
-        if not raw[:1].isspace() or not sections:
-            raise ValueError(f"line {lineno}: a property must be indented under a [SECTION]: {raw!r}")
-        key, _, value = line.partition(" ")
-        value = value.strip()
-        if not value:
-            raise ValueError(f"line {lineno}: {key} has no value")
-        if " #" in value:
-            raise ValueError(f"line {lineno}: no inline comments in classic configs: {value!r}")
-        sections[-1][1].setdefault(key.lower(), []).append(value)
-    return sections
-
-
-def _fb_value(value: Any) -> list[str]:
-    if isinstance(value, list):
-        return [v for item in value for v in _fb_value(item)]
+def fb_str(value: Any) -> str:
     if isinstance(value, bool):
-        return ["on" if value else "off"]
-    return [str(value)]
+        return "on" if value else "off"
+    return str(value)
 
 
-def fluent_bit_yaml_sections(doc: dict[str, Any]) -> list[Section]:
-    def section(name: str, mapping: dict[str, Any]) -> Section:
-        return name, {str(k).lower(): _fb_value(v) for k, v in mapping.items()}
-
-    unknown = set(doc) - {"service", "parsers", "pipeline"}
-    if unknown:
-        raise ValueError(f"unknown top-level sections {unknown}")
-    sections = [section("SERVICE", doc.get("service", {}))]
-    sections += [section("PARSER", p) for p in doc.get("parsers", [])]
-    pipeline = doc.get("pipeline", {})
-    for key, name in (("inputs", "INPUT"), ("filters", "FILTER"), ("outputs", "OUTPUT")):
-        sections += [section(name, item) for item in pipeline.get(key, [])]
-    return sections
-
-
-def fb_get(props: dict[str, list[str]], key: str, default: str | None = None) -> str | None:
-    values = props.get(key)
-    return values[-1] if values else default
+def fb_get(section: FbSection, key: str, default: str | None = None) -> str | None:
+    value = section.props.get(key)
+    if value is None:
+        return default
+    if isinstance(value, list):
+        value = value[-1]
+    return fb_str(value)
 
 
 def fb_bool(value: str | None) -> bool | None:
@@ -447,7 +512,8 @@ def fb_size(value: str) -> int:
     return int(m.group(1)) * {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[m.group(2).lower()]
 
 
-# Keys from the plugins' config maps (Fluent Bit 5.1 source), to catch typos without the binary.
+# Keys from the plugins' config maps (Fluent Bit 5.1.1 `-h`), to catch typos without the binary:
+# `--dry-run` checks plugin properties but not [SERVICE] keys, routes or processors.
 FB_COMMON = {
     "SERVICE": {"flush", "grace", "daemon", "log_level", "log_file", "parsers_file", "plugins_file", "http_server",
                 "http_listen", "http_port", "health_check", "hc_errors_count", "hc_retry_failure_count",
@@ -457,227 +523,352 @@ FB_COMMON = {
     "PARSER": {"name", "format", "regex", "time_key", "time_format", "time_keep", "time_offset", "time_strict",
                "types", "decode_field", "decode_field_as", "skip_empty_values", "time_system_timezone"},
     "INPUT": {"name", "tag", "alias", "threaded", "storage.type", "mem_buf_limit", "log_level",
-              "storage.pause_on_chunks_overlimit"},
+              "storage.pause_on_chunks_overlimit", "processors", "routes", "thread.ring_buffer.capacity",
+              "thread.ring_buffer.window"},
     "FILTER": {"name", "match", "match_regex", "alias", "log_level"},
     "OUTPUT": {"name", "match", "match_regex", "alias", "retry_limit", "workers", "storage.total_limit_size",
                "log_level", "host", "port", "tls", "tls.verify", "tls.ca_file", "tls.crt_file", "tls.key_file",
-               "tls.vhost", "net.keepalive", "net.connect_timeout"},
+               "tls.vhost", "net.keepalive", "net.connect_timeout", "processors"},
+    "PROCESSOR": {"name"},
 }
 FB_PLUGINS = {
     ("INPUT", "exec"): {"command", "parser", "interval_sec", "interval_nsec", "buf_size", "oneshot",
                         "exit_after_oneshot", "propagate_exit_code"},
+    ("INPUT", "http"): {"listen", "port", "http_server.buffer_max_size", "http_server.buffer_chunk_size",
+                        "http_server.workers", "http_server.max_connections", "successful_response_code",
+                        "success_header", "tag_key", "add_remote_addr", "remote_addr_key", "tls", "tls.verify",
+                        "tls.verify_client_cert", "tls.ca_file", "tls.crt_file", "tls.key_file"},
     ("INPUT", "tail"): {"path", "exclude_path", "parser", "db", "db.locking", "db.sync", "db.journal_mode",
                         "read_from_head", "buffer_chunk_size", "buffer_max_size", "skip_long_lines",
                         "skip_empty_lines", "refresh_interval", "rotate_wait", "path_key", "offset_key"},
     ("FILTER", "parser"): {"key_name", "parser", "preserve_key", "reserve_data", "unescape_key"},
+    ("FILTER", "sysinfo"): {"hostname_key", "fluentbit_version_key", "os_name_key", "os_version_key",
+                            "kernel_version_key"},
     ("FILTER", "rewrite_tag"): {"rule", "emitter_name", "emitter_storage.type", "emitter_mem_buf_limit"},
     ("FILTER", "record_modifier"): {"record", "remove_key", "allowlist_key", "uuid_key"},
+    ("FILTER", "grep"): {"regex", "exclude", "logical_op"},
+    ("PROCESSOR", "content_modifier"): {"action", "key", "value", "pattern", "converted_type", "context"},
     ("OUTPUT", "splunk"): {"splunk_token", "http_user", "http_passwd", "http_buffer_size", "compress", "channel",
                            "event_key", "event_host", "event_source", "event_sourcetype", "event_sourcetype_key",
                            "event_index", "event_index_key", "event_field", "splunk_send_raw"},
     ("OUTPUT", "azure_logs_ingestion"): {"tenant_id", "client_id", "client_secret", "dce_url", "dcr_id",
-                                         "table_name", "time_key", "time_generated", "compress"},
+                                         "table_name", "time_key", "time_generated", "compress", "auth_url"},
     ("OUTPUT", "es"): {"index", "type", "http_user", "http_passwd", "http_api_key", "cloud_id", "cloud_auth",
                        "id_key", "suppress_type_name", "write_operation", "generate_id", "logstash_format",
                        "logstash_prefix", "replace_dots", "trace_error", "trace_output", "buffer_size",
                        "pipeline", "compress"},
     ("OUTPUT", "syslog"): {"mode", "syslog_format", "syslog_maxsize", "syslog_severity_key",
                            "syslog_facility_key", "syslog_hostname_key", "syslog_appname_key",
-                           "syslog_procid_key", "syslog_msgid_key", "syslog_sd_key", "syslog_message_key"},
+                           "syslog_procid_key", "syslog_msgid_key", "syslog_sd_key", "syslog_message_key",
+                           "syslog_severity_preset", "syslog_facility_preset", "syslog_hostname_preset",
+                           "syslog_appname_preset", "syslog_procid_preset", "syslog_msgid_preset"},
     ("OUTPUT", "http"): {"uri", "format", "json_date_key", "json_date_format", "header", "http_user",
                          "http_passwd", "compress", "allow_duplicated_headers", "log_response_payload"},
 }
+# Filters double as processors in the YAML format.
+for (_kind, _name), _keys in list(FB_PLUGINS.items()):
+    if _kind == "FILTER":
+        FB_PLUGINS[("PROCESSOR", _name)] = _keys
 FB_ENUMS = {
     "storage.type": {"memory", "filesystem"}, "emitter_storage.type": {"memory", "filesystem"},
     "format": {"json", "json_lines", "json_stream", "msgpack", "gelf", "regex", "logfmt", "ltsv"},
     "syslog_format": {"rfc3164", "rfc5424"}, "mode": {"tcp", "udp", "tls"},
     "write_operation": {"create", "index", "update", "upsert"}, "storage.sync": {"normal", "full"},
+    "action": {"insert", "upsert", "delete", "rename", "hash", "extract", "convert"},
 }
+ROUTE_OPS = {"eq", "neq", "in", "not_in", "regex", "not_regex"}  # what a string tier can be tested with
 SAMPLE_TIME = "2026-01-15T00:00:00.123Z"
+SOURCES = {"exec", "http", "tail"}
+# A page, as the shipper may POST it: poll.page_size (at most 500) lines of output.max_line_bytes.
+MAX_PAGE_BYTES = 500 * MAX_LINE_BYTES
+SYSLOG_HEADER_BYTES = 1024  # PRI, version, time, HOSTNAME (<= 255), APP-NAME, PROCID, MSGID, BOM
 
 
-def fb_rules(props: dict[str, list[str]]) -> list[tuple[str, str, str, bool]]:
-    rules = []
-    for rule in props.get("rule", []):
-        key, regex, tag, keep = rule.split()
-        rules.append((key, regex, tag, fb_bool(keep) is True))
-    return rules
+def fb_processors(section: FbSection) -> list[FbSection]:
+    """YAML `processors: {logs: [...]}` of an input or output, as sections."""
+    logs = (section.props.get("processors") or {}).get("logs") or []
+    return [FbSection("PROCESSOR", {str(k).lower(): v for k, v in p.items()}) for p in logs]
 
 
-def fb_route(sections: list[Section], tiers: tuple[str, ...] = (*TIERS, "custom tier")
-             ) -> list[tuple[str, frozenset[str], str]]:
-    """Send one record per tier through the filters; returns (final tag, record keys, tier)."""
-    inputs = [p for name, p in sections if name == "INPUT"]
-    filters = [p for name, p in sections if name == "FILTER"]
-    finals: list[tuple[str, frozenset[str], str]] = []
-    for inp in inputs:
-        keys0 = set(SIEM_FIELDS) if fb_get(inp, "parser") else {"log" if fb_get(inp, "name") == "tail" else "exec"}
-        for tier in tiers:
-            pending = [(fb_get(inp, "tag", ""), set(keys0))]
-            hops = 0
-            while pending:
-                tag, keys = pending.pop()
-                hops += 1
-                assert hops < 50, "rewrite_tag loop"
-                rewritten = False
-                for f in filters:
-                    if not fb_matches(f, tag):
-                        continue
-                    kind = fb_get(f, "name")
-                    if kind == "parser" and fb_get(f, "key_name") in keys:
-                        key_name = fb_get(f, "key_name")
-                        keys = set(SIEM_FIELDS) | (keys if fb_bool(fb_get(f, "reserve_data")) else set())
-                        keys = keys | {key_name} if fb_bool(fb_get(f, "preserve_key")) else keys - {key_name}
-                    elif kind == "record_modifier":
-                        keys -= set(f.get("remove_key", []))
-                    elif kind == "rewrite_tag":
-                        for key, regex, new_tag, keep in fb_rules(f):
-                            if key.lstrip("$") in keys and re.search(regex, tier):
-                                m = re.search(regex, tier)
-                                assert m is not None
-                                new = re.sub(r"\$(\d)", lambda g, m=m: m.group(int(g.group(1))), new_tag)
-                                pending.append((new, set(keys)))
-                                rewritten = not keep
-                                break
-                        if rewritten:
-                            break
-                if not rewritten:
-                    finals.append((tag, frozenset(keys), tier))
-    return finals
-
-
-def fb_matches(props: dict[str, list[str]], tag: str) -> bool:
-    pattern = fb_get(props, "match")
+def fb_matches(section: FbSection, tag: str) -> bool:
+    pattern = fb_get(section, "match")
     if pattern is not None:
         return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), tag) is not None
-    regex = fb_get(props, "match_regex")
+    regex = fb_get(section, "match_regex")
     return regex is not None and re.search(regex, tag) is not None
 
 
-def fluent_bit_problems(sections: list[Section], text: str, *, parsers: list[Section] | None = None,
-                        input_kind: str = "exec") -> list[str]:
+def fb_output_id(section: FbSection) -> str:
+    return fb_get(section, "alias") or section.plugin
+
+
+def fb_parsed_keys(parser: FbSection) -> set[str]:
+    if fb_get(parser, "format") == "json":
+        return set(SIEM_FIELDS)
+    return set(re.findall(r"\(\?<(\w+)>", fb_get(parser, "regex") or ""))
+
+
+def fb_step(step: FbSection, keys: set[str], parsers: dict[str, FbSection], times: list[str]) -> set[str]:
+    """The keys of a record after one filter or processor (and the time keys its parsers read)."""
+    kind = step.plugin
+    if kind == "parser":
+        key, parser = fb_get(step, "key_name"), parsers.get(fb_get(step, "parser") or "")
+        if key in keys and parser is not None:
+            new = fb_parsed_keys(parser)
+            if fb_get(parser, "time_key"):
+                times.append(fb_get(parser, "time_key") or "")
+            out = set(new)
+            if fb_bool(fb_get(step, "reserve_data")):
+                out |= keys - {key}
+            if fb_bool(fb_get(step, "preserve_key")):
+                out.add(key)
+            return out
+    elif kind == "sysinfo":
+        return keys | {fb_get(step, k) or "" for k in step.props if k.endswith("_key")}
+    elif kind == "record_modifier":
+        removed = step.props.get("remove_key", [])
+        return keys - set(removed if isinstance(removed, list) else [removed])
+    elif kind == "content_modifier":
+        action, key = fb_get(step, "action"), fb_get(step, "key") or ""
+        if action == "delete":
+            return keys - {key}
+        if action in ("insert", "upsert"):
+            return keys | {key}
+    return keys
+
+
+def fb_records(cfg: FbConfig, parsers: dict[str, FbSection]) -> tuple[set[str], list[str]]:
+    """The keys of a record after the input, its processors and the filters (and the time keys used)."""
+    (inp,) = cfg.of("INPUT")
+    times: list[str] = []
+    kind = inp.plugin
+    if kind in ("exec", "tail") and fb_get(inp, "parser"):
+        parser = parsers.get(fb_get(inp, "parser") or "")
+        keys = fb_parsed_keys(parser) if parser is not None else set()
+        if parser is not None and fb_get(parser, "time_key"):
+            times.append(fb_get(parser, "time_key") or "")
+    else:
+        keys = set(SIEM_FIELDS) if kind == "http" else {"exec" if kind == "exec" else "log"}
+    for step in fb_processors(inp):
+        keys = fb_step(step, keys, parsers, times)
+    tag = fb_get(inp, "tag", "") or ""
+    for flt in cfg.of("FILTER"):
+        if fb_matches(flt, tag):
+            keys = fb_step(flt, keys, parsers, times)
+    return keys, times
+
+
+def fb_grep_keeps(step: FbSection, tier: str) -> bool | None:
+    """Whether a grep filter/processor keeps a record of this tier (None: it does not look at audit_tier)."""
+    for key, keep in (("regex", True), ("exclude", False)):
+        rule = fb_get(step, key)
+        if rule is None:
+            continue
+        field_, _, pattern = rule.partition(" ")
+        if field_ != "audit_tier":
+            return None
+        return (re.search(pattern, tier) is not None) == keep
+    return None
+
+
+def fb_routing(cfg: FbConfig) -> tuple[dict[str, set[str]], list[str]]:
+    """Which tiers each output receives (by output id): outputs match the input's tag, then their own
+    grep processors and the tag's grep filters keep some tiers. Conditional routes are refused."""
     problems: list[str] = []
-    names = [name for name, _ in sections]
-    if names.count("SERVICE") != 1:
-        problems.append("expected exactly one [SERVICE]")
-    service = next((p for name, p in sections if name == "SERVICE"), {})
-    all_parsers = [p for name, p in [*(parsers or []), *sections] if name == "PARSER"]
-    if "PARSER" in names and parsers is not None:
-        problems.append("[PARSER] in a classic main file is refused; use parsers_file")
-    # keys and enumerated values
-    for name, props in sections + (parsers or []):
-        kind = fb_get(props, "name")
-        allowed = FB_COMMON.get(name, set()) | FB_PLUGINS.get((name, kind or ""), set())
-        if name in ("INPUT", "FILTER", "OUTPUT") and (name, kind) not in FB_PLUGINS:
-            problems.append(f"[{name}] {kind}: plugin not covered by this test")
-        for key, values in props.items():
+    (inp,) = cfg.of("INPUT")
+    if inp.props.get("routes") is not None:
+        problems.append("routes: Fluent Bit 5.1.1 leaves chunks written under an input's conditional routes on disk "
+                        "after a kill -9 ('no matching route ... keeping it on disk'): select tiers with a grep "
+                        "processor per output")
+    tag = fb_get(inp, "tag", "") or ""
+    shared = [f for f in cfg.of("FILTER") if fb_matches(f, tag) and f.plugin == "grep"]
+    tiers: dict[str, set[str]] = {}
+    for out in cfg.of("OUTPUT"):
+        got: set[str] = set()
+        if fb_matches(out, tag):
+            for tier in TIERS:
+                steps = [*shared, *(s for s in fb_processors(out) if s.plugin == "grep")]
+                if all(fb_grep_keeps(step, tier) is not False for step in steps):
+                    got.add(tier)
+        tiers[fb_output_id(out)] = got
+        for step in fb_processors(out):
+            if step.plugin == "grep" and fb_grep_keeps(step, TIERS[0]) is None:
+                problems.append(f"[OUTPUT] {fb_output_id(out)}: a grep processor that does not test audit_tier")
+    return tiers, problems
+
+
+def fb_keys_problems(cfg: FbConfig, parsers: list[FbSection]) -> list[str]:
+    problems: list[str] = []
+    sections = [*cfg.sections, *parsers]
+    for section in cfg.sections:
+        sections += fb_processors(section)
+    for section in sections:
+        kind, plugin = section.kind, section.plugin
+        allowed = FB_COMMON.get(kind, set()) | FB_PLUGINS.get((kind, plugin), set())
+        if kind in ("INPUT", "FILTER", "OUTPUT", "PROCESSOR") and (kind, plugin) not in FB_PLUGINS:
+            problems.append(f"[{kind}] {plugin}: plugin not covered by this test")
+        for key, value in section.props.items():
             if key not in allowed:
-                problems.append(f"[{name}] {kind}: unknown key {key!r}")
-            if len(values) > 1 and key not in ("rule", "header", "remove_key", "record"):
-                problems.append(f"[{name}] {kind}: {key} set {len(values)} times")
-            if key in FB_ENUMS and values[-1] not in FB_ENUMS[key]:
-                problems.append(f"[{name}] {kind}: {key} {values[-1]!r} is not one of {sorted(FB_ENUMS[key])}")
+                problems.append(f"[{kind}] {plugin}: unknown key {key!r}")
+            if isinstance(value, list) and key not in ("rule", "header", "remove_key", "record"):
+                problems.append(f"[{kind}] {plugin}: {key} set {len(value)} times")
+            if key in FB_ENUMS and fb_get(section, key) not in FB_ENUMS[key]:
+                problems.append(f"[{kind}] {plugin}: {key} {fb_get(section, key)!r} is not one of "
+                                f"{sorted(FB_ENUMS[key])}")
+    return problems
+
+
+def fluent_bit_problems(cfg: FbConfig, text: str, parsers: list[FbSection],
+                        spec: harness.TemplateSpec | None = None) -> list[str]:
+    """Everything a shipped Fluent Bit template must get right, as a list of problems."""
+    problems = fb_keys_problems(cfg, parsers)
+    services = cfg.of("SERVICE")
+    if len(services) != 1:
+        return [*problems, "expected exactly one [SERVICE]"]
+    service = services[0]
+    if parsers and cfg.of("PARSER") and cfg.fmt == "classic":
+        problems.append("[PARSER] in a classic main file is refused; use parsers_file")
+    all_parsers = {fb_get(p, "name") or "": p for p in [*parsers, *cfg.of("PARSER")]}
+    # storage: on disk from the input on, and readable after a kill -9
     if not fb_get(service, "storage.path"):
         problems.append("[SERVICE] storage.path is not set: storage.type filesystem needs it")
+    if fb_bool(fb_get(service, "storage.checksum")) is not False:
+        problems.append("[SERVICE] storage.checksum must be off: after a kill -9 Fluent Bit drops a chunk whose "
+                        "CRC it had not rewritten yet (measured: 400-536 of 2000 events lost)")
+    if fb_get(service, "storage.sync") != "full":
+        problems.append("[SERVICE] storage.sync must be full (an fsync per chunk write, for power loss)")
+    cap = fb_get(service, "scheduler.cap")
+    if cap is None or not cap.isdigit() or int(cap) > 60:
+        problems.append("[SERVICE] scheduler.cap must be set, at most 60 s (default 2000 s between retries)")
+    for flt in cfg.of("FILTER"):
+        if flt.plugin == "rewrite_tag":
+            problems.append("rewrite_tag: its emitter drops records under load without a log line; route with "
+                            "the input's routes (YAML)")
     # the input
-    inputs = [p for name, p in sections if name == "INPUT"]
-    if len(inputs) != 1 or fb_get(inputs[0], "name") != input_kind:
-        return [*problems, f"expected one [INPUT] {input_kind}"]
+    inputs = cfg.of("INPUT")
+    if len(inputs) != 1 or inputs[0].plugin not in SOURCES:
+        return [*problems, f"expected one [INPUT], one of {sorted(SOURCES)}"]
     inp = inputs[0]
+    if spec is not None and inp.plugin != spec.source:
+        problems.append(f"[INPUT] is {inp.plugin}, expected {spec.source}")
     if fb_get(inp, "storage.type") != "filesystem":
         problems.append("[INPUT] storage.type must be filesystem (paused inputs lose lines)")
-    if input_kind == "exec":
-        buf = fb_get(inp, "buf_size", "4096")
-        assert buf is not None
+    if inp.plugin == "exec":
+        buf = fb_get(inp, "buf_size", "4096") or "4096"
         if fb_size(buf) < MAX_LINE_BYTES:
             problems.append(f"[INPUT] buf_size {buf} is below output.max_line_bytes {MAX_LINE_BYTES}")
-        if fb_bool(fb_get(inp, "oneshot")) is not True:
-            problems.append("[INPUT] oneshot must be true for the daemon")
-        if fb_bool(fb_get(inp, "threaded")) is not True:
-            problems.append("[INPUT] threaded must be on, or the daemon blocks the engine")
+        for key, want, why in (("oneshot", True, "for the daemon"), ("threaded", True, "or the daemon blocks the engine"),
+                               ("exit_after_oneshot", True, "so a dead shipper stops Fluent Bit"),
+                               ("propagate_exit_code", True, "so the service manager sees why")):
+            if fb_bool(fb_get(inp, key)) is not want:
+                problems.append(f"[INPUT] {key} must be {'on' if want else 'off'} {why}")
+        if fb_get(inp, "thread.ring_buffer.window") != "1":
+            problems.append("[INPUT] thread.ring_buffer.window must be 1: records wait in the threaded input's ring "
+                            "buffer until 5% of it fills (or 250 ms), and a kill -9 loses them")
         argv = shell_argv(fb_get(inp, "command") or "")
-        problems += cli_problems(argv, "[INPUT] command", once=False)
-        if not problems and parse_cli(argv).config != CONFIG_PATH:
+        cli = cli_problems(argv, "[INPUT] command", once=False)
+        problems += cli
+        if not cli and parse_cli(argv).config != CONFIG_PATH:
             problems.append(f"[INPUT] command: --config is not {CONFIG_PATH}")
         problems += interval_alternative_problems(text)
+    elif inp.plugin == "http":
+        if fb_get(inp, "listen") != "127.0.0.1" and fb_bool(fb_get(inp, "tls")) is not True:
+            problems.append("[INPUT] http: it checks no token; listen on 127.0.0.1 or use tls")
+        size = fb_get(inp, "http_server.buffer_max_size", "4M") or "4M"
+        if fb_size(size) < MAX_PAGE_BYTES:
+            problems.append(f"[INPUT] http_server.buffer_max_size {size} is below a page of 500 x "
+                            f"{MAX_LINE_BYTES} bytes: a larger body gets 413")
+        if fb_get(inp, "http_server.workers", "1") != "1" or fb_bool(fb_get(inp, "threaded")):
+            problems.append("[INPUT] http: keep one worker, unthreaded: the 201 then follows the append (measured)")
     else:
-        size = fb_get(inp, "buffer_max_size", "32k")
-        assert size is not None
+        size = fb_get(inp, "buffer_max_size", "32k") or "32k"
         if fb_size(size) < MAX_LINE_BYTES:
             problems.append(f"[INPUT] buffer_max_size {size} is below output.max_line_bytes {MAX_LINE_BYTES}")
         if not fb_get(inp, "db"):
             problems.append("[INPUT] tail needs a db to remember positions")
-    # the parser
-    parser_names = [fb_get(inp, "parser")] + [fb_get(f, "parser") for n, f in sections
-                                                if n == "FILTER" and fb_get(f, "name") == "parser"]
-    used = [n for n in parser_names if n]
-    if not used:
-        problems.append("no JSON parser is used")
-    for parser_name in used:
-        parser = next((p for p in all_parsers if fb_get(p, "name") == parser_name), None)
-        if parser is None:
-            problems.append(f"parser {parser_name!r} is not defined")
-            continue
-        problems += parser_problems(parser)
-    # outputs and routing
-    outputs = [p for name, p in sections if name == "OUTPUT"]
+    # parsers, and the record's time
+    used = [fb_get(inp, "parser")] + [fb_get(s, "parser") for s in [*fb_processors(inp), *cfg.of("FILTER")]
+                                      if s.plugin == "parser"]
+    for name in filter(None, used):
+        if name not in all_parsers:
+            problems.append(f"parser {name!r} is not defined")
+        else:
+            problems += parser_problems(all_parsers[name])
+    keys, times = fb_records(cfg, all_parsers)
+    if "siem_timestamp" not in times:
+        problems.append("no parser sets the record time from siem_timestamp (the event's own time)")
+    # routes, and what each output gets
+    tiers, route_problems = fb_routing(cfg)
+    problems += route_problems
+    outputs = cfg.of("OUTPUT")
+    if spec is not None:
+        want = {harness.PLUGIN_OF[kind]: set(TIERS) if t is None else set(t) for kind, t in spec.outputs.items()}
+        got = {o.plugin: tiers[fb_output_id(o)] for o in outputs}
+        if got != want:
+            problems.append(f"tiers per output {got} are not the promised {want}")
     for out in outputs:
+        name, oid = out.plugin, fb_output_id(out)
+        if not tiers[oid]:
+            problems.append(f"[OUTPUT] {oid}: receives no records")
         if fb_get(out, "retry_limit") != "no_limits":
-            problems.append(f"[OUTPUT] {fb_get(out, 'name')}: retry_limit must be no_limits (default 1)")
-        if fb_get(out, "name") == "http" and fb_get(out, "format") != "json_lines":
-            problems.append("[OUTPUT] http: format must be json_lines")
-    rewrites = [f for n, f in sections if n == "FILTER" and fb_get(f, "name") == "rewrite_tag"]
-    if not any(key == "$audit_tier" for f in rewrites for key, *_ in fb_rules(f)):
-        problems.append("no rewrite_tag rule on $audit_tier")
-    for f in rewrites:
-        if fb_get(f, "emitter_storage.type") != "filesystem":
-            problems.append(f"rewrite_tag {fb_get(f, 'emitter_name')}: emitter_storage.type must be filesystem")
-    finals = fb_route(sections)
-    for tag, keys, tier in finals:
-        hits = [o for o in outputs if fb_matches(o, tag)]
-        if not hits:
-            problems.append(f"tier {tier!r} ends as tag {tag!r}, which no output matches")
-        for out in hits:
-            need = {"id_key", "syslog_message_key"} & out.keys()
-            for option in need:
-                field = fb_get(out, option)
-                if field not in keys:
-                    problems.append(f"[OUTPUT] {fb_get(out, 'name')}: {option} {field!r} is not in records of {tag}")
-        if "exec" in keys and not all(fb_get(o, "syslog_message_key") == "exec" for o in hits):
-            problems.append(f"records of {tag} still carry the raw line `exec` to a non-syslog output")
-    for out in outputs:
-        if not any(fb_matches(out, tag) for tag, _, _ in finals):
-            problems.append(f"[OUTPUT] {fb_get(out, 'name')}: matches no tag the pipeline produces")
-        if fb_get(out, "name") == "syslog":
-            if not fb_get(out, "syslog_message_key"):
-                problems.append("[OUTPUT] syslog: syslog_message_key is required (else the message is empty)")
-            if fb_size(fb_get(out, "syslog_maxsize", "2048") or "2048") < MAX_LINE_BYTES:
-                problems.append("[OUTPUT] syslog: syslog_maxsize (default 2048) cuts audit events")
-        if fb_get(out, "name") == "es":
-            if fb_get(out, "id_key") != EVENT_ID:
-                problems.append(f"[OUTPUT] es: id_key must be {EVENT_ID!r}")
-            if fb_get(out, "write_operation", "create") == "create":
-                problems.append("[OUTPUT] es: write_operation create turns replays into endless conflicts")
+            problems.append(f"[OUTPUT] {oid}: retry_limit must be no_limits (default 1)")
+        out_keys = set(keys)
+        for step in fb_processors(out):
+            out_keys = fb_step(step, out_keys, all_parsers, times)
+        if "exec" in out_keys and not (name == "syslog" and fb_get(out, "syslog_message_key") == "exec"):
+            problems.append(f"[OUTPUT] {oid}: records still carry the raw line `exec`")
+        expect = {
+            "splunk": {"event_sourcetype": harness.SPLUNK_SOURCETYPE, "event_index": harness.SPLUNK_INDEX},
+            "es": {"index": harness.ES_INDEX, "write_operation": "create", "id_key": EVENT_ID,
+                   "suppress_type_name": "on"},
+            "azure_logs_ingestion": {"table_name": harness.SENTINEL_STREAM.removeprefix("Custom-"),
+                                     "time_generated": "on"},
+            "syslog": {"syslog_format": "rfc5424", "syslog_message_key": "exec",
+                       "syslog_appname_preset": harness.SYSLOG_APP},
+            "http": {"format": "json_lines"},
+        }.get(name, {})
+        for key, value in expect.items():
+            have = fb_get(out, key)
+            if have != value and not (value in ("on", "off") and fb_bool(have) == fb_bool(value)):
+                problems.append(f"[OUTPUT] {oid}: {key} {have!r}, expected {value!r}")
+        if name == "es" and fb_get(out, "id_key") not in out_keys:
+            problems.append(f"[OUTPUT] {oid}: id_key {fb_get(out, 'id_key')!r} is not in its records")
+        if name == "syslog":
+            if fb_get(out, "syslog_message_key") not in out_keys:
+                problems.append(f"[OUTPUT] {oid}: syslog_message_key {fb_get(out, 'syslog_message_key')!r} is not in "
+                                "its records: syslog needs the raw line (exec input, kept by the parser)")
+            maxsize = fb_get(out, "syslog_maxsize", "0") or "0"
+            if fb_size(maxsize) < MAX_LINE_BYTES + SYSLOG_HEADER_BYTES:
+                problems.append(f"[OUTPUT] {oid}: syslog_maxsize {maxsize} cuts a line of output.max_line_bytes "
+                                "plus the header")
+            host_key = fb_get(out, "syslog_hostname_key")
+            if not fb_get(out, "syslog_hostname_preset") and (not host_key or host_key not in out_keys):
+                problems.append(f"[OUTPUT] {oid}: no HOSTNAME (syslog_hostname_key {host_key!r} is not in its records)")
+            if fb_get(out, "mode") not in ("tls", "tcp"):
+                problems.append(f"[OUTPUT] {oid}: mode must be tls (or tcp): udp cuts large messages")
     return problems
 
 
-def parser_problems(parser: dict[str, list[str]]) -> list[str]:
+def parser_problems(parser: FbSection) -> list[str]:
     problems = []
     name = fb_get(parser, "name")
-    if fb_get(parser, "format") != "json":
-        problems.append(f"parser {name}: format must be json")
+    fmt = fb_get(parser, "format")
+    if fmt not in ("json", "regex"):
+        problems.append(f"parser {name}: format must be json (a line) or regex (a time field)")
+    if fmt == "regex" and "(?<siem_timestamp>" not in (fb_get(parser, "regex") or ""):
+        problems.append(f"parser {name}: a time parser must capture siem_timestamp")
     if fb_get(parser, "time_key") != "siem_timestamp":
         problems.append(f"parser {name}: time_key must be siem_timestamp (the event's time)")
     if fb_bool(fb_get(parser, "time_keep")) is not True:
         problems.append(f"parser {name}: time_keep must be on (the default removes siem_timestamp)")
-    fmt = fb_get(parser, "time_format") or ""
+    fmt_time = fb_get(parser, "time_format") or ""
     try:
-        parsed = datetime.strptime(SAMPLE_TIME, fmt.replace("%L", "%f"))
+        parsed = datetime.strptime(SAMPLE_TIME, fmt_time.replace("%L", "%f"))
     except ValueError:
-        problems.append(f"parser {name}: time_format {fmt!r} does not read {SAMPLE_TIME}")
+        problems.append(f"parser {name}: time_format {fmt_time!r} does not read {SAMPLE_TIME}")
     else:
         if parsed.tzinfo is None or parsed != datetime(2026, 1, 15, 0, 0, 0, 123000, tzinfo=timezone.utc):
-            problems.append(f"parser {name}: time_format {fmt!r} reads {SAMPLE_TIME} as {parsed}")
+            problems.append(f"parser {name}: time_format {fmt_time!r} reads {SAMPLE_TIME} as {parsed}")
     return problems
 
 
@@ -697,18 +888,30 @@ def interval_alternative_problems(text: str) -> list[str]:
     return problems
 
 
-def fb_parsers_file(sections: list[Section], config: Path) -> list[Section]:
-    service = next(p for name, p in sections if name == "SERVICE")
-    rel = fb_get(service, "parsers_file")
+def fb_parsers_file(cfg: FbConfig, config: Path) -> list[FbSection]:
+    """The parsers of a classic config: its parsers_file, which must be configs/fluent-bit/parsers.conf."""
+    if cfg.fmt == "yaml":
+        return []
+    rel = fb_get(cfg.of("SERVICE")[0], "parsers_file")
     assert rel, f"{config.name}: [SERVICE] parsers_file is not set"
-    path = (config.parent / rel) if not rel.startswith("/") else Path(rel)
+    path = Path(rel) if rel.startswith("/") else config.parent / rel
+    if not path.exists() and Path(rel).name == FB_PARSERS.name:
+        path = FB_PARSERS  # installed next to it (the sidecar ConfigMap holds both)
     assert path.resolve() == FB_PARSERS.resolve(), f"{config.name}: parsers_file {rel} is not {FB_PARSERS}"
-    return parse_fluent_bit_classic(path.read_text())
+    return harness.parse_classic(path.read_text())
 
 
-def load_fb_classic(path: Path) -> tuple[list[Section], list[Section]]:
-    sections = parse_fluent_bit_classic(path.read_text())
-    return sections, fb_parsers_file(sections, path)
+def load_fb(path: Path, text: str | None = None) -> tuple[FbConfig, list[FbSection]]:
+    text = path.read_text() if text is None else text
+    fmt = harness.config_format(path)
+    cfg = FbConfig(fmt, harness.parse_yaml(text) if fmt == "yaml" else harness.parse_classic(text))
+    return cfg, fb_parsers_file(cfg, path)
+
+
+def fb_check(spec: harness.TemplateSpec, text: str | None = None) -> list[str]:
+    text = spec.path.read_text() if text is None else text
+    cfg, parsers = load_fb(spec.path, text)
+    return fluent_bit_problems(cfg, text, parsers, spec)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -771,6 +974,7 @@ def test_full_yaml_lists_every_key_with_its_default() -> None:
 # Vector templates
 
 VECTOR_FILES = [VECTOR_MAIN, *(CONFIGS / "vector" / f"{name}.toml" for name in VECTOR_SIEMS)]
+VECTOR_HTTP = CONFIGS / "vector" / "http-input.toml"
 
 
 @pytest.mark.parametrize("path", VECTOR_FILES, ids=lambda p: p.name)
@@ -780,15 +984,105 @@ def test_vector_config_is_valid_for_vector_057(path: Path) -> None:
     assert vector_contract_problems(cfg, path.read_text()) == []
 
 
+def test_vector_http_input_template() -> None:
+    cfg = load_toml(VECTOR_HTTP)
+    assert vector_problems(cfg) == []
+    assert vector_contract_problems(cfg, VECTOR_HTTP.read_text(), source_type="http_server") == []
+    assert {s["type"] for s in cfg["sinks"].values()} == set(VECTOR_SIEMS.values())
+    # the address and path the shipper's output.http.url names in the sidecar example
+    url = yaml.safe_load((CONFIGS / "sidecar" / "shipper-http.yaml").read_text())["output"]["http"]["url"]
+    (src,) = cfg["sources"].values()
+    assert url == f"http://{src['address']}{src['path']}"
+
+
 def test_vector_example_has_every_siem_sink() -> None:
     sinks = {s["type"] for s in load_toml(VECTOR_MAIN)["sinks"].values()}
-    assert sinks == set(VECTOR_SIEMS.values())
+    assert sinks == {*VECTOR_SIEMS.values(), "console"}
 
 
 @pytest.mark.parametrize("name", sorted(VECTOR_SIEMS))
 def test_vector_siem_config_has_its_sink(name: str) -> None:
     cfg = load_toml(CONFIGS / "vector" / f"{name}.toml")
-    assert [s["type"] for s in cfg["sinks"].values()] == [VECTOR_SIEMS[name]]
+    assert [s["type"] for s in cfg["sinks"].values() if s["type"] != "console"] == [VECTOR_SIEMS[name]]
+
+
+def schema_records(schema: str, count: int = 300) -> list[dict[str, Any]]:
+    """Real records of one output.schema, from simulator events (large ones included)."""
+    from shipper.config import config_from_mapping
+    from shipper.models import decode_event
+    from shipper.schemas import build_mapper
+    from shipper.simulator import EventStore, SimConfig
+
+    store = EventStore(SimConfig(events=count, seed=5, base_time=1_768_435_200.0, large_fraction=0.1), 1_768_435_200.0)
+    mapper = build_mapper(config_from_mapping({"output": {"schema": schema}}))
+    out = []
+    for ev in store.events:
+        raw = msgspec.json.encode(ev.doc)
+        event, _ = decode_event(raw)
+        out.append(json.loads(msgspec.json.encode(mapper(event, msgspec.Raw(raw), "standard"))))
+    return out
+
+
+_ABSENT = object()
+
+
+def vector_dedupe_key(record: dict[str, Any], fields: list[str]) -> tuple[Any, ...]:
+    """Vector's dedupe cache key with fields.match: each field's value, or absent."""
+    key = []
+    for path in fields:
+        value: Any = record
+        for part in path.split("."):
+            value = value.get(part, _ABSENT) if isinstance(value, dict) else _ABSENT
+        key.append("<absent>" if value is _ABSENT else json.dumps(value, sort_keys=True))
+    return tuple(key)
+
+
+@pytest.mark.parametrize("schema", sorted(harness.ID_FIELDS))
+def test_vector_dedupe_key_is_the_records_own_id(schema: str) -> None:
+    """Distinct events keep distinct keys, a repeat shares its key, in every schema, in every template."""
+    records = schema_records(schema)
+    id_field = harness.ID_FIELDS[schema]
+    ids = [harness.get_path(r, id_field) for r in records]
+    assert None not in ids and len(set(ids)) == len(records)
+    for path in [*VECTOR_FILES, VECTOR_HTTP, CONFIGS / "sidecar" / "vector-file.toml"]:
+        (dedupe,) = [t for t in load_toml(path)["transforms"].values() if t["type"] == "dedupe"]
+        fields = dedupe["fields"]["match"]
+        keys = [vector_dedupe_key(r, fields) for r in records]
+        assert len(set(keys)) == len(records), path.name
+        repeat = copy.deepcopy(random.Random(1).choice(records))
+        assert vector_dedupe_key(repeat, fields) in set(keys)
+
+
+def test_vector_old_dedupe_key_dropped_every_event_of_other_schemas() -> None:
+    """The old fields.match = ["siem_event_id"]: every ecs record had the same (empty) key."""
+    records = schema_records("ecs", 50)
+    assert len({vector_dedupe_key(r, ["siem_event_id"]) for r in records}) == 1
+    cfg = _vector_main()
+    cfg["transforms"]["genesys_audit_dedupe"]["fields"]["match"] = ["siem_event_id"]
+    assert any("misses the id field" in p for p in vector_contract_problems(cfg, VECTOR_MAIN.read_text()))
+
+
+def _first_present(record: dict[str, Any], fields: list[str]) -> Any:
+    for f in fields:
+        value = harness.get_path(record, f) if f != "@timestamp" else record.get("@timestamp")
+        if value is not None:
+            return value
+    return None
+
+
+@pytest.mark.parametrize("schema", sorted(harness.ID_FIELDS))
+def test_vector_elastic_id_and_time_chains_read_every_schema(schema: str) -> None:
+    """The VRL `if exists(...)` chains for the document _id and the event time, run on real records."""
+    cfg = load_toml(VECTOR_MAIN)
+    shape = cfg["transforms"]["genesys_audit_elastic_shape"]["source"]
+    clean = cfg["transforms"]["genesys_audit_clean"]["source"]
+    id_chain = vrl_exists_chain(vrl_assigns([shape], ".genesys_audit_doc_id"))
+    time_chain = vrl_exists_chain(vrl_assigns([clean], "stamp"))
+    assert id_chain and time_chain
+    for record in schema_records(schema, 40):
+        assert _first_present(record, id_chain) == harness.get_path(record, harness.ID_FIELDS[schema])
+        stamp = _first_present(record, time_chain)
+        assert isinstance(stamp, str) and datetime.fromisoformat(stamp.replace("Z", "+00:00")).tzinfo is not None
 
 
 def test_vector_sidecar_file_source() -> None:
@@ -807,57 +1101,167 @@ def test_vector_sidecar_file_source() -> None:
 # ---------------------------------------------------------------------------------------------
 # Fluent Bit templates
 
-
-def test_fluent_bit_classic_example() -> None:
-    sections, parsers = load_fb_classic(FB_CLASSIC)
-    assert fluent_bit_problems(sections, FB_CLASSIC.read_text(), parsers=parsers) == []
-    kinds = {fb_get(p, "name") for name, p in sections if name == "OUTPUT"}
-    assert kinds == {"splunk", "azure_logs_ingestion", "es", "syslog", "http"}
+FB_SPECS = {spec.name: spec for spec in harness.TEMPLATES}
 
 
-def test_fluent_bit_yaml_example() -> None:
-    (doc,) = load_yaml_all(FB_YAML)
-    sections = fluent_bit_yaml_sections(doc)
-    assert fluent_bit_problems(sections, FB_YAML.read_text()) == []
+@pytest.mark.parametrize("name", sorted(FB_SPECS))
+def test_fluent_bit_template(name: str) -> None:
+    assert fb_check(FB_SPECS[name]) == []
 
 
-def fb_normalized(sections: list[Section]) -> list[Section]:
-    """Sections with on/true/yes spelled one way, without parsers_file (YAML inlines the parsers)."""
-    def norm(value: str) -> str:
-        flag = fb_bool(value)
-        return value if flag is None else ("on" if flag else "off")
-
-    return [(name, {k: [norm(v) for v in vs] for k, vs in props.items() if k != "parsers_file"})
-            for name, props in sections]
+def test_every_shipped_fluent_bit_file_is_covered() -> None:
+    """Each Fluent Bit config in the repository is a TemplateSpec: checked here and run end to end."""
+    shipped = {p for p in [*REPO.glob("fluent-bit*"), *(CONFIGS / "fluent-bit").iterdir(),
+                           *(CONFIGS / "sidecar").glob("fluent-bit*")] if p.name != "parsers.conf"}
+    assert shipped == {spec.path for spec in harness.TEMPLATES}
 
 
-def classic_as_yaml_order() -> list[Section]:
-    classic, parsers = load_fb_classic(FB_CLASSIC)
-    return [s for s in classic if s[0] == "SERVICE"] + parsers + [s for s in classic if s[0] != "SERVICE"]
+@pytest.mark.parametrize("name", sorted(FB_SPECS))
+def test_fluent_bit_yaml_has_a_yaml_name(name: str) -> None:
+    """Fluent Bit reads `-c x.yaml.example` as classic: a YAML template must end in .yaml."""
+    spec = FB_SPECS[name]
+    looks_yaml = re.search(r"(?m)^pipeline:", spec.path.read_text()) is not None
+    assert looks_yaml == (spec.path.suffix == ".yaml")
 
 
-def test_fluent_bit_yaml_is_the_same_pipeline_as_classic() -> None:
-    (doc,) = load_yaml_all(FB_YAML)
-    assert fb_normalized(fluent_bit_yaml_sections(doc)) == fb_normalized(classic_as_yaml_order())
+def fb_norm(value: Any) -> str:
+    """A value as Fluent Bit reads it: on/true/yes are one thing."""
+    text = fb_str(value)
+    flag = fb_bool(text)
+    return text if flag is None else ("on" if flag else "off")
 
 
-@pytest.mark.parametrize("name", sorted(FB_SIEMS))
-def test_fluent_bit_siem_config(name: str) -> None:
-    path = CONFIGS / "fluent-bit" / f"{name}.conf"
-    sections, parsers = load_fb_classic(path)
-    assert fluent_bit_problems(sections, path.read_text(), parsers=parsers) == []
-    assert [fb_get(p, "name") for n, p in sections if n == "OUTPUT"] == [FB_SIEMS[name]]
+def _outputs_by_plugin(cfg: FbConfig) -> dict[str, dict[str, Any]]:
+    drop = {"alias", "match", "processors"}
+    return {o.plugin: {k: fb_norm(v) for k, v in o.props.items() if k not in drop} for o in cfg.of("OUTPUT")}
 
 
-def test_fluent_bit_sidecar_tail() -> None:
-    path = CONFIGS / "sidecar" / "fluent-bit-tail.conf"
-    sections = parse_fluent_bit_classic(path.read_text())
-    parsers = parse_fluent_bit_classic(FB_PARSERS.read_text())
-    assert fluent_bit_problems(sections, path.read_text(), parsers=parsers, input_kind="tail") == []
-    tail = next(p for n, p in sections if n == "INPUT")
+@pytest.mark.parametrize(("a", "b"), [("fluent-bit.example.yaml", "fluent-bit.conf.example"),
+                                      ("http-input.yaml", "http-input.conf"),
+                                      ("fluent-bit.example.yaml", "http-input.yaml")])
+def test_fluent_bit_templates_agree(a: str, b: str) -> None:
+    """The same service settings and the same output settings wherever two templates share an output."""
+    (ca, _), (cb, _) = load_fb(FB_SPECS[a].path), load_fb(FB_SPECS[b].path)
+    sa, sb = ({k: fb_norm(v) for k, v in c.of("SERVICE")[0].props.items() if k != "parsers_file"} for c in (ca, cb))
+    assert sa == sb
+    oa, ob = _outputs_by_plugin(ca), _outputs_by_plugin(cb)
+    shared = oa.keys() & ob.keys()
+    assert shared >= {"splunk", "es", "azure_logs_ingestion", "http"}
+    for plugin in shared:
+        assert oa[plugin] == ob[plugin], plugin
+
+
+@pytest.mark.parametrize("name", ["splunk", "sentinel", "elastic", "syslog"])
+def test_fluent_bit_siem_config_has_its_output(name: str) -> None:
+    cfg, _ = load_fb(CONFIGS / "fluent-bit" / f"{name}.conf")
+    assert [o.plugin for o in cfg.of("OUTPUT")] == [FB_SIEMS[name]]
+
+
+def test_fluent_bit_sidecar_tail_reads_the_shippers_file() -> None:
+    cfg, _ = load_fb(CONFIGS / "sidecar" / "fluent-bit-tail.conf")
+    (tail,) = cfg.of("INPUT")
     shipper = shipper_config(CONFIGS / "sidecar" / "shipper.yaml")
     assert fb_get(tail, "path") == shipper.output.path
     assert fb_size(fb_get(tail, "buffer_max_size") or "0") >= shipper.output.max_line_bytes
+
+
+_YAML = "fluent-bit.example.yaml"
+_CLASSIC = "fluent-bit.conf.example"
+FB_BREAKAGES = [
+    # (template, old, new, expected problem)
+    (_CLASSIC, "    buf_size            128k\n", "    buf_size            32k\n", "buf_size 32k is below"),
+    (_CLASSIC, "    buf_size            128k\n", "", "buf_size 4096 is below"),
+    (_CLASSIC, "    oneshot             true\n", "    oneshot             false\n", "oneshot must be on"),
+    (_CLASSIC, "    threaded            on\n", "", "threaded must be on"),
+    (_CLASSIC, "    thread.ring_buffer.window 1\n", "", "thread.ring_buffer.window must be 1"),
+    (_CLASSIC, "    storage.type        filesystem\n", "    storage.type        memory\n",
+     "storage.type must be filesystem"),
+    (_CLASSIC, "    storage.path              /var/lib/fluent-bit/storage\n", "", "storage.path is not set"),
+    (_CLASSIC, "    storage.checksum          off\n", "    storage.checksum          on\n",
+     "storage.checksum must be off"),
+    (_CLASSIC, "    storage.checksum          off\n", "", "storage.checksum must be off"),
+    (_CLASSIC, "    storage.sync              full\n", "    storage.sync              normal\n",
+     "storage.sync must be full"),
+    (_CLASSIC, "    scheduler.cap             30\n", "", "scheduler.cap must be set"),
+    (_CLASSIC, "    scheduler.cap             30\n", "    scheduler.cpa             30\n", "unknown key 'scheduler.cpa'"),
+    (_CLASSIC, "    retry_limit      no_limits\n", "    retry_limit      5\n", "retry_limit must be no_limits"),
+    (_CLASSIC, "    id_key             siem_event_id\n", "    id_key             id\n", "id_key 'id', expected"),
+    (_CLASSIC, "    write_operation    create\n", "    write_operation    index\n", "write_operation 'index'"),
+    (_CLASSIC, "    index              logs-genesys_cloud.audit-default\n", "    index              genesys-audit\n",
+     "index 'genesys-audit'"),
+    (_CLASSIC, "event_sourcetype genesyscloud:shipper:audit", "event_sourcetype genesyscloud:operational:audits",
+     "event_sourcetype 'genesyscloud:operational:audits'"),
+    (_CLASSIC, "    table_name     GenesysCloudAudit_CL\n", "    table_name     GenesysAudit_CL\n",
+     "table_name 'GenesysAudit_CL'"),
+    (_CLASSIC, "    format           json_lines\n", "    format           json\n", "format 'json', expected"),
+    (_CLASSIC, "    tls.verify       on\n", "    tls.verfy        on\n", "unknown key 'tls.verfy'"),
+    (_CLASSIC, "    suppress_type_name on\n", "    suppress_type_names on\n", "unknown key 'suppress_type_names'"),
+    (_CLASSIC, "    parser              genesys_audit_json\n", "    parser              genesys_json\n",
+     "'genesys_json' is not defined"),
+    (_CLASSIC, "    parser              genesys_audit_json\n", "", "raw line `exec`"),
+    (_CLASSIC, "run --config /etc/genesys-audit-shipper/config.yaml\n    oneshot",
+     "run --configuration /etc/genesys-audit-shipper/config.yaml\n    oneshot", "CLI rejects"),
+    (_CLASSIC, "--once --max-runtime 50s", "--max-runtime 50s", "--once is missing"),
+    (_CLASSIC, "--once --max-runtime 50s", "--once --max-runtime 2m", "must be below interval_sec"),
+    (_CLASSIC, "    match            genesys*\n    host             splunk", "    match            genesys.tier.*\n"
+     "    host             splunk", "receives no records"),
+    (_CLASSIC, "[OUTPUT]\n    name             splunk\n", "[FILTER]\n    name                 rewrite_tag\n"
+     "    match                genesys\n    rule                 $audit_tier ^(.+)$ genesys.$1 false\n"
+     "    emitter_name         tiers\n    emitter_storage.type filesystem\n\n[OUTPUT]\n    name             splunk\n",
+     "rewrite_tag: its emitter drops records"),
+    ("syslog.conf", "    syslog_maxsize         128k\n", "    syslog_maxsize         65536\n", "syslog_maxsize 65536 cuts"),
+    ("syslog.conf", "    syslog_maxsize         128k\n", "", "syslog_maxsize 0 cuts"),
+    ("syslog.conf", "    syslog_appname_preset  genesys-audit\n", "", "syslog_appname_preset None"),
+    ("syslog.conf", "    syslog_hostname_key    syslog_hostname\n", "", "no HOSTNAME"),
+    ("syslog.conf", "    hostname_key syslog_hostname\n", "    hostname_key host\n", "no HOSTNAME"),
+    ("syslog.conf", "    preserve_key on\n", "    preserve_key off\n", "'exec' is not in its records"),
+    ("syslog.conf", "    mode                   tls\n", "    mode                   udp\n", "mode must be tls"),
+    ("syslog.conf", "    mode                   tls\n", "    mode                   tlss\n", "'tlss' is not one of"),
+    (_YAML, "            exclude: audit_tier ^high_volume$\n", "            exclude: audit_tier ^standard$\n",
+     "are not the promised"),
+    (_YAML, "            regex: audit_tier ^high_value$\n", "            regex: tier ^high_value$\n",
+     "does not test audit_tier"),
+    (_YAML, "      match: genesys*\n      host: splunk", "      host: splunk", "[OUTPUT] splunk: receives no records"),
+    (_YAML, "      storage.type: filesystem\n", "      storage.type: filesystem\n      routes:\n        logs:\n"
+     "          - name: all\n            to:\n              outputs: [splunk]\n", "keeping it on disk"),
+    (_YAML, "  storage.checksum: off\n", "  storage.checksum: on\n", "storage.checksum must be off"),
+    (_YAML, "            preserve_key: on\n", "            preserve_key: off\n", "'exec' is not in its records"),
+    (_YAML, "            key: exec\n", "            key: raw\n", "still carry the raw line"),
+    (_YAML, "    time_keep: on\n", "    time_keep: off\n", "time_keep must be on"),
+    (_YAML, "            hostname_key: syslog_hostname\n", "            hostname_key: hostname\n", "no HOSTNAME"),
+    ("http-input.yaml", "      http_server.buffer_max_size: 64M\n", "", "http_server.buffer_max_size 4M is below"),
+    ("http-input.yaml", "      listen: 127.0.0.1\n", "      listen: 0.0.0.0\n", "checks no token"),
+    ("http-input.yaml", "            key_name: siem_timestamp\n", "            key_name: time\n",
+     "no parser sets the record time"),
+    ("http-input.conf", "    http_server.buffer_max_size 64M\n", "    http_server.workers         4\n",
+     "keep one worker"),
+    ("fluent-bit-tail.conf", "    db                /var/lib/fluent-bit/genesys-audit-tail.db\n", "",
+     "tail needs a db"),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "expected"), FB_BREAKAGES, ids=[f"{b[0]}:{b[3][:40]}" for b in FB_BREAKAGES])
+def test_fluent_bit_checker_reports(name: str, old: str, new: str, expected: str) -> None:
+    spec = FB_SPECS[name]
+    text = spec.path.read_text()
+    assert old in text, old
+    problems = fb_check(spec, text.replace(old, new))
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("time_keep   on", "time_keep   off", "time_keep must be on"),
+    ("time_key    siem_timestamp", "time_key    time", "time_key must be siem_timestamp"),
+    ("%S.%L%z\n    time_keep   on\n\n#", "%S\n    time_keep   on\n\n#", "does not read"),
+    ("%S.%L%z\n    time_keep   on\n\n#", "%S.%LZ\n    time_keep   on\n\n#", "reads 2026-01-15T00:00:00.123Z as"),
+    ("format      json", "format      ltsv", "format must be json"),
+    ("regex       ^(?<siem_timestamp>.+)$", "regex       ^(?<time>.+)$", "must capture siem_timestamp"),
+])
+def test_parser_checker_reports(old: str, new: str, expected: str) -> None:
+    text = FB_PARSERS.read_text()
+    assert old in text
+    problems = [p for s in harness.parse_classic(text.replace(old, new, 1)) for p in parser_problems(s)]
+    assert any(expected in p for p in problems), problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -892,8 +1296,8 @@ def test_sidecar_pod() -> None:
     # the checkpoint and the agent's positions survive the Pod
     state_mount = _mount_for(shipper_c, shipper.state.path)
     assert state_mount and volumes[state_mount["name"]]["persistentVolumeClaim"]["claimName"] in claims
-    tail_conf = parse_fluent_bit_classic((CONFIGS / "sidecar" / "fluent-bit-tail.conf").read_text())
-    tail_db = fb_get(next(p for n, p in tail_conf if n == "INPUT"), "db") or ""
+    tail_conf, _ = load_fb(CONFIGS / "sidecar" / "fluent-bit-tail.conf")
+    tail_db = fb_get(tail_conf.of("INPUT")[0], "db") or ""
     db_mount = _mount_for(agent, tail_db)
     assert db_mount and "persistentVolumeClaim" in volumes[db_mount["name"]]
     # credentials and env the configs refer to are provided
@@ -908,6 +1312,71 @@ def test_sidecar_pod() -> None:
     conf_mount = _mount_for(agent, agent_conf)
     assert conf_mount and "configMap" in volumes[conf_mount["name"]]
     # hardening
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    for c in spec["containers"]:
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+HTTP_CONTRACT = {"url", "token_file", "timeout", "ca_file"}  # output.http as the shipper will accept it
+SHIPPER_HTTP = CONFIGS / "sidecar" / "shipper-http.yaml"
+
+
+def test_sidecar_http_shipper_config() -> None:
+    doc = yaml.safe_load(SHIPPER_HTTP.read_text())
+    http = doc["output"]["http"]
+    assert set(http) <= HTTP_CONTRACT and {"url", "token_file", "timeout"} <= set(http)
+    # the agents listen where the shipper posts
+    fb, _ = load_fb(CONFIGS / "fluent-bit" / "http-input.yaml")
+    (inp,) = fb.of("INPUT")
+    assert http["url"] == f"http://{fb_get(inp, 'listen')}:{fb_get(inp, 'port')}/{fb_get(inp, 'tag')}"
+    (src,) = load_toml(VECTOR_HTTP)["sources"].values()
+    assert http["url"] == f"http://{src['address']}{src['path']}"
+    if harness.shipper_supports("output.http"):
+        cfg = shipper_config(SHIPPER_HTTP)
+    else:  # until the shipper has output.http, everything else must load
+        from shipper.config import config_from_mapping
+
+        del doc["output"]["http"]
+        cfg = config_from_mapping(doc, env={"GENESYS_CLIENT_ID": "x"})
+    assert cfg.output.path is None and cfg.genesys.client_secret_file
+
+
+@pytest.mark.parametrize(("pod", "agent"), [("pod-http-fluent-bit.yaml", "fluent-bit"), ("pod-http-vector.yaml", "vector")])
+def test_sidecar_http_pod(pod: str, agent: str) -> None:
+    docs = load_yaml_all(CONFIGS / "sidecar" / pod)
+    (spec,) = [d["spec"] for d in docs if d and d.get("kind") == "Pod"]
+    claims = {d["metadata"]["name"] for d in docs if d and d.get("kind") == "PersistentVolumeClaim"}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    shipper_c, agent_c = (next(c for c in spec["containers"] if c["name"] == n) for n in ("shipper", agent))
+    argv = [*shipper_c["command"], *shipper_c.get("args", [])]
+    assert cli_problems(argv, "shipper container", once=False) == []
+    mount = _mount_for(shipper_c, parse_cli(argv).config)
+    assert mount and "configMap" in volumes[mount["name"]]
+    doc = yaml.safe_load(SHIPPER_HTTP.read_text())
+    for path in (doc["genesys"]["client_secret_file"], doc["output"]["http"]["token_file"]):
+        mount = _mount_for(shipper_c, path)
+        items = {i["path"] for i in volumes[mount["name"]]["secret"]["items"]} if mount else set()
+        assert Path(path).name in items, path
+    mount = _mount_for(shipper_c, doc["state"]["path"])
+    assert mount and volumes[mount["name"]]["persistentVolumeClaim"]["claimName"] in claims
+    if agent == "fluent-bit":
+        conf = agent_c["args"][agent_c["args"].index("-c") + 1]
+        assert conf.endswith(".yaml"), "Fluent Bit reads any other extension as classic"
+        fb, _ = load_fb(CONFIGS / "fluent-bit" / "http-input.yaml")
+        storage = fb_get(fb.of("SERVICE")[0], "storage.path") or ""
+        assert {e["name"] for e in agent_c["env"]} >= harness.env_refs((CONFIGS / "fluent-bit" / "http-input.yaml")
+                                                                      .read_text())
+    else:
+        conf = agent_c["args"][agent_c["args"].index("--config") + 1]
+        cfg = load_toml(VECTOR_HTTP)
+        storage = cfg["data_dir"]
+        secrets = _mount_for(agent_c, cfg["secret"]["genesys_audit"]["path"])
+        assert secrets and "secret" in volumes[secrets["name"]]
+    mount = _mount_for(agent_c, conf)
+    assert mount and "configMap" in volumes[mount["name"]]
+    mount = _mount_for(agent_c, storage)
+    assert mount and volumes[mount["name"]]["persistentVolumeClaim"]["claimName"] in claims
     assert spec["securityContext"]["runAsNonRoot"] is True
     for c in spec["containers"]:
         assert c["securityContext"]["allowPrivilegeEscalation"] is False
@@ -975,17 +1444,41 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
 # Real binaries, when present
 
 
-@pytest.mark.parametrize("path", [FB_CLASSIC, FB_YAML, *(CONFIGS / "fluent-bit" / f"{n}.conf" for n in FB_SIEMS)],
-                         ids=lambda p: p.name)
-def test_fluent_bit_dry_run(path: Path) -> None:
-    binary = shutil.which("fluent-bit")
+def fluent_bit_binary() -> str:
+    binary = harness.find_fluent_bit()  # FLUENT_BIT, else PATH
     if binary is None:
-        pytest.skip("fluent-bit is not on PATH (not in Debian's archive, PyPI or npm; no other downloads here)")
-    env = {**os.environ, "SPLUNK_HEC_TOKEN": "x", "AZURE_CLIENT_SECRET": "x", "ELASTIC_API_KEY": "x",
-           "HTTP_COLLECTOR_TOKEN": "x"}
-    result = subprocess.run([binary, "--dry-run", "-c", str(path)], capture_output=True, text=True, timeout=60,
-                            env=env, cwd=path.parent)
-    assert result.returncode == 0, result.stdout + result.stderr
+        pytest.skip("no Fluent Bit: set FLUENT_BIT or put fluent-bit on PATH (.ci/run uses ../shared/bin)")
+    return binary
+
+
+@pytest.mark.parametrize("name", sorted(FB_SPECS))
+def test_fluent_bit_dry_run(name: str, tmp_path: Path) -> None:
+    """As shipped, with the command its header gives, from its own directory."""
+    binary, spec = fluent_bit_binary(), FB_SPECS[name]
+    text = spec.path.read_text()
+    m = re.search(r"(?m)^#.*\bfluent-bit --dry-run -c (\S+)", text)
+    assert m and m.group(1) == spec.path.name, "the header gives the check command for this very file"
+    cwd = spec.path.parent
+    if "parsers_file              parsers.conf" in text and not (cwd / FB_PARSERS.name).exists():
+        cwd = tmp_path  # the sidecar ConfigMap puts parsers.conf next to it, as its header says
+        shutil.copy(spec.path, cwd)
+        shutil.copy(FB_PARSERS, cwd)
+    env = {**os.environ, **{k: "x" for k in harness.env_refs(text)}}
+    result = subprocess.run([binary, "--dry-run", "-c", m.group(1)], capture_output=True, text=True, timeout=60,
+                            env=env, cwd=cwd)
+    assert result.returncode == 0 and "configuration test is successful" in result.stdout + result.stderr, \
+        result.stdout + result.stderr
+
+
+def test_fluent_bit_reads_a_yaml_example_suffix_as_classic(tmp_path: Path) -> None:
+    """Why the YAML templates end in .yaml: the old `-c fluent-bit.yaml.example` fails."""
+    binary = fluent_bit_binary()
+    copy_ = tmp_path / "fluent-bit.yaml.example"
+    shutil.copy(FB_SPECS["fluent-bit.example.yaml"].path, copy_)
+    env = {**os.environ, **harness.SECRETS}
+    result = subprocess.run([binary, "--dry-run", "-c", str(copy_)], capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert result.returncode != 0
 
 
 @pytest.mark.parametrize("path", [*VECTOR_FILES, CONFIGS / "sidecar" / "vector-file.toml"], ids=lambda p: p.name)
@@ -1025,9 +1518,11 @@ VECTOR_BREAKAGES = [
     ("sinks.splunk.buffer.max_size", "1GB", "buffer.max_size: expected uint"),
     ("sources.genesys_audit.framing.method", "bytes", "framing.newline_delimited: only valid when"),
     ("sinks.syslog.inputs", ["genesys_audit_syslog"], "input 'genesys_audit_syslog' is not a component output"),
-    ("sinks.elastic.inputs", ["genesys_audit_tiers.high-value", "genesys_audit_tiers.standard",
-                              "genesys_audit_tiers._unmatched"], "'genesys_audit_tiers.high-value' is not"),
-    ("sinks.elastic.inputs", ["genesys_audit_tiers.standard"], "'genesys_audit_tiers.high_volume' goes nowhere"),
+    ("transforms.genesys_audit_elastic_shape.inputs", ["genesys_audit_tiers.high-value", "genesys_audit_tiers.standard",
+                                                       "genesys_audit_tiers._unmatched"],
+     "'genesys_audit_tiers.high-value' is not"),
+    ("transforms.genesys_audit_elastic_shape.inputs", ["genesys_audit_tiers.standard"],
+     "'genesys_audit_tiers.high_volume' goes nowhere"),
     ("sinks.sentinel.type", "azure_monitor_logz", "unknown sink type 'azure_monitor_logz'"),
     ("sinks.sentinel.auth.azure_client_secret", _DELETE, "auth.azure_client_secret: required option missing"),
     ("sinks.splunk.default_token", "SECRET[vault.hec]", "secret backend 'vault' is not defined"),
@@ -1036,7 +1531,9 @@ VECTOR_BREAKAGES = [
     ("transforms.genesys_audit_dedupe.cache.num_events", -5, "cache.num_events: expected uint"),
     ("secret.genesys_audit.paht", "/x", "secret.genesys_audit.paht: unknown option"),
     ("sinks.syslog.encoding.syslog.rfc", "rfc9999", "'rfc9999' is not one of"),
+    ("sinks.syslog.encoding.syslog.appname", "x", "syslog.appname: unknown option"),
     ("sinks.syslog.tls", {"enabled": True, "verify_certs": True}, "tls.verify_certs: unknown option"),
+    ("sinks.genesys_audit_shipper_logs.target", "journal", "'journal' is not one of"),
 ]
 
 
@@ -1048,24 +1545,47 @@ def test_vector_validator_reports(path: str, value: Any, expected: str) -> None:
     assert any(expected in p for p in problems), problems
 
 
+_OLD_SYSLOG_SHAPE = """
+ts = .timestamp
+. = {"message": encode_json(.), "timestamp": ts, "hostname": get_hostname() ?? "genesys-audit-shipper"}
+"""
+_ELASTIC_SHAPE_NO_TIMESTAMP = """
+.genesys_audit_doc_id = if exists(.siem_event_id) { .siem_event_id } else if exists(.event.id) { .event.id } \
+else if exists(.metadata.uid) { .metadata.uid } else if exists(.EventOriginalUid) { .EventOriginalUid } else { .id }
+""".replace("\\\n", "")
 CONTRACT_BREAKAGES = [
+    # The mistakes of the old templates (issue 12), each caught:
+    ("sources.genesys_audit.include_stderr", False, "include_stderr = false drops the shipper's log lines"),
+    ("transforms.genesys_audit_dedupe.fields.match", ["siem_event_id"], "misses the id field(s)"),
+    ("transforms.genesys_audit_syslog_shape.source", _OLD_SYSLOG_SHAPE, "the syslog encoder reads .host"),
+    ("sinks.syslog.encoding.syslog.app_name", _DELETE, "app_name must be 'genesys-audit'"),
+    ("transforms.genesys_audit_elastic_shape.source", _ELASTIC_SHAPE_NO_TIMESTAMP, "sets @timestamp"),
+    ("sinks.elastic.id_key", "siem_event_id", "removes the record's own id"),
+    ("sinks.elastic.request_retry_partial", _DELETE, "request_retry_partial None, expected True"),
+    # and the rest of the contract
     ("sources.genesys_audit.mode", "scheduled", "expected streaming"),
     ("sources.genesys_audit.decoding", {"codec": "bytes"}, "decoding.codec must be json"),
-    ("sources.genesys_audit.include_stderr", True, "include_stderr must be false"),
     ("sources.genesys_audit.command", ["genesys-audit-shipper", "run", "--cfg", CONFIG_PATH], "CLI rejects"),
     ("sources.genesys_audit.command", ["genesys-audit-shipper", "status", "--config", CONFIG_PATH], "not run"),
     ("sources.genesys_audit.command", ["genesys-audit-shipper", "run", "--config", CONFIG_PATH, "--once"],
      "--once is set"),
     ("sources.genesys_audit.command", ["shipper", "run", "--config", CONFIG_PATH], "does not start"),
     ("sources.genesys_audit.framing.newline_delimited.max_length", 4096, "framing max_length 4096"),
-    ("transforms.genesys_audit_dedupe.fields.match", ["id"], "no dedupe transform"),
+    ("transforms.genesys_audit_streams.route.records", '.stream == "out"', "no route on .stream"),
+    ("sinks.splunk.inputs", ["genesys_audit_tiers.standard", "genesys_audit_streams.logs"],
+     "carries the shipper's stderr log lines to a SIEM"),
     ("transforms.genesys_audit_tiers.route.high_value", '.tier == "high_value"', "does not route on .audit_tier"),
-    ("sinks.elastic.id_key", _DELETE, "id_key must be"),
+    ("sinks.elastic.id_key", "doc_id", "no remap on its path sets .doc_id"),
+    ("sinks.elastic.bulk.action", "index", "expected create into the data stream"),
+    ("sinks.elastic.bulk.index", "genesys-audit", "expected create into the data stream"),
+    ("sinks.splunk.sourcetype", "genesys:cloud:audit", "sourcetype 'genesys:cloud:audit'"),
+    ("sinks.splunk.index", "main", "index 'main'"),
+    ("sinks.sentinel.stream_name", "Custom-GenesysAudit_CL", "stream_name 'Custom-GenesysAudit_CL'"),
     ("sinks.splunk.buffer.type", "memory", "sinks.splunk.buffer.type must be disk"),
     ("sinks.sentinel.buffer.max_size", 1000000, "buffer.max_size must be >= 268435488"),
     ("sinks.sentinel.buffer.when_full", "drop_newest", "when_full drops events"),
-    ("sinks.syslog.encoding.codec", "json", "codec must be syslog"),
-    ("sinks.syslog.inputs", ["genesys_audit_clean"], "skips dedupe or route"),
+    ("sinks.syslog.encoding.codec", "json", "encoding must be syslog rfc5424"),
+    ("sinks.syslog.inputs", ["genesys_audit_clean"], "skips the records route, dedupe or tiers"),
     ("sinks.sentinel.type", "azure_monitor_logs", "azure_monitor_logs is deprecated"),
 ]
 
@@ -1076,6 +1596,25 @@ def test_vector_contract_reports(path: str, value: Any, expected: str) -> None:
     cfg = _vector_main()
     _mutate(cfg, path, value)
     problems = vector_contract_problems(cfg, VECTOR_MAIN.read_text())
+    assert any(expected in p for p in problems), problems
+
+
+HTTP_CONTRACT_BREAKAGES = [
+    ("sinks.elastic.acknowledgements.enabled", False, "sinks.elastic.acknowledgements.enabled must be true"),
+    ("sinks.splunk.acknowledgements", _DELETE, "sinks.splunk.acknowledgements.enabled must be true"),
+    ("sources.genesys_audit_http.address", "0.0.0.0:9880", "loopback only"),
+    ("sources.genesys_audit_http.auth", _DELETE, "must check the shipper's Bearer token"),
+    ("sources.genesys_audit_http.decoding.codec", "bytes", "decoding.codec must be json"),
+    ("sources.genesys_audit_http.framing.method", "bytes", "framing.method must be newline_delimited"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), HTTP_CONTRACT_BREAKAGES,
+                         ids=[b[2][:40] for b in HTTP_CONTRACT_BREAKAGES])
+def test_vector_http_contract_reports(path: str, value: Any, expected: str) -> None:
+    cfg = copy.deepcopy(load_toml(VECTOR_HTTP))
+    _mutate(cfg, path, value)
+    problems = vector_contract_problems(cfg, VECTOR_HTTP.read_text(), source_type="http_server")
     assert any(expected in p for p in problems), problems
 
 
@@ -1091,91 +1630,11 @@ def test_vector_scheduled_alternative_reports(old: str, new: str, expected: str)
     assert any(expected in p for p in problems), problems
 
 
-def _fb_classic_text() -> str:
-    return FB_CLASSIC.read_text()
-
-
-FB_BREAKAGES = [
-    ("    buf_size            128k\n", "    buf_size            32k\n", "buf_size 32k is below"),
-    ("    buf_size            128k\n", "", "buf_size 4096 is below"),
-    ("    oneshot             true\n", "    oneshot             false\n", "oneshot must be true"),
-    ("    threaded            on\n", "", "threaded must be on"),
-    ("    storage.type        filesystem\n", "    storage.type        memory\n", "storage.type must be filesystem"),
-    ("    storage.path              /var/lib/fluent-bit/storage\n", "", "storage.path is not set"),
-    ("    retry_limit      no_limits\n", "    retry_limit      5\n", "retry_limit must be no_limits"),
-    ("    syslog_message_key exec\n", "", "syslog_message_key is required"),
-    ("    syslog_message_key exec\n", "    syslog_message_key message\n", "syslog_message_key 'message' is not"),
-    ("    syslog_maxsize     65536\n", "", "syslog_maxsize (default 2048)"),
-    ("    id_key             siem_event_id\n", "    id_key             id\n", "id_key must be"),
-    ("    write_operation    index\n", "", "write_operation create"),
-    ("    format           json_lines\n", "    format           json\n", "format must be json_lines"),
-    ("    remove_key exec\n", "    remove_key other\n", "still carry the raw line"),
-    ("genesys.tier.$1 false", "genesys.level.$1 false", "which no output matches"),
-    ("    rule                  $audit_tier ^.+$ genesys.tier.other false\n", "", "'custom tier' ends as tag"),
-    ("    emitter_storage.type  filesystem\n", "    emitter_storage.type  memory\n",
-     "emitter_storage.type must be filesystem"),
-    ("    tls.verify       on\n", "    tls.verfy        on\n", "unknown key 'tls.verfy'"),
-    ("    suppress_type_name on\n", "    suppress_type_names on\n", "unknown key 'suppress_type_names'"),
-    ("    mode               tls\n", "    mode               tlss\n", "'tlss' is not one of"),
-    ("    parser       genesys_audit_json\n", "    parser       genesys_json\n", "'genesys_json' is not defined"),
-    ("run --config /etc/genesys-audit-shipper/config.yaml\n    oneshot",
-     "run --configuration /etc/genesys-audit-shipper/config.yaml\n    oneshot", "CLI rejects"),
-    ("--once --max-runtime 50s", "--max-runtime 50s", "--once is missing"),
-    ("--once --max-runtime 50s", "--once --max-runtime 2m", "must be below interval_sec"),
-    ("    match_regex    ^genesys\\.tier\\.(high_value|standard|other)$\n",
-     "    match_regex    ^genesys\\.tiers\\.x$\n", "matches no tag"),
-]
-
-
-@pytest.mark.parametrize(("old", "new", "expected"), FB_BREAKAGES, ids=[b[2][:40] for b in FB_BREAKAGES])
-def test_fluent_bit_checker_reports(old: str, new: str, expected: str) -> None:
-    text = _fb_classic_text()
-    assert old in text, old
-    broken = text.replace(old, new)
-    sections = parse_fluent_bit_classic(broken)
-    parsers = fb_parsers_file(sections, FB_CLASSIC)
-    problems = fluent_bit_problems(sections, broken, parsers=parsers)
-    assert any(expected in p for p in problems), problems
-
-
-@pytest.mark.parametrize(("old", "new", "expected"), [
-    ("time_keep   on", "time_keep   off", "time_keep must be on"),
-    ("time_key    siem_timestamp", "time_key    time", "time_key must be siem_timestamp"),
-    ("%S.%L%z", "%S", "does not read"),
-    ("%S.%L%z", "%S.%LZ", "reads 2026-01-15T00:00:00.123Z as"),
-    ("format      json", "format      regex", "format must be json"),
-])
-def test_parser_checker_reports(old: str, new: str, expected: str) -> None:
-    text = FB_PARSERS.read_text()
-    assert old in text
-    (parser,) = [p for n, p in parse_fluent_bit_classic(text.replace(old, new)) if n == "PARSER"]
-    assert any(expected in p for p in parser_problems(parser)), parser_problems(parser)
-
-
-@pytest.mark.parametrize("text", [
-    "[SERVICE]\nflush 1\n",                       # not indented
-    "[INPUT]\n    name exec # inline\n",           # inline comment
-    "@INCLUDE other.conf\n",
-    "[OUTPUT]\n    name\n",                         # no value
-])
-def test_classic_parser_rejects(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_fluent_bit_classic(text)
-
-
 def test_yaml_loader_rejects_duplicate_keys(tmp_path: Path) -> None:
     path = tmp_path / "dup.yaml"
     path.write_text("a: 1\nb: 2\na: 3\n")
     with pytest.raises(yaml.constructor.ConstructorError, match="duplicate key"):
         load_yaml_all(path)
-
-
-@pytest.mark.parametrize(("where", "key", "value"), [
-    ("inputs", "buf_size", "64k"), ("filters", "reserve_data", "off"), ("outputs", "retry_limit", 5)])
-def test_yaml_equivalence_check_notices_a_difference(where: str, key: str, value: Any) -> None:
-    (doc,) = load_yaml_all(FB_YAML)
-    doc["pipeline"][where][0][key] = value
-    assert fb_normalized(fluent_bit_yaml_sections(doc)) != fb_normalized(classic_as_yaml_order())
 
 
 def test_full_yaml_check_notices_a_changed_default(tmp_path: Path) -> None:
