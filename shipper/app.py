@@ -17,6 +17,7 @@ from .net.auth import TokenProvider
 from .net.http import HttpClient
 from .output.sinks import RotatingFileSink, Sink, StdoutSink
 from .output.writer import Writer
+from .proof.chain import load_key
 from .sources import build_source
 from .store.file import FileStore
 from .telemetry.counters import Counters
@@ -72,7 +73,9 @@ def build_org(cfg: Config, lifecycle: Lifecycle, writer: Writer, *, name: str = 
     server_clock = clock or client.server_now
     checkpoint = Checkpoint(store, counters, server_clock)
     reporter = ProgressLine() if progress and sys.stderr.isatty() else None
-    engine = Engine(cfg=cfg, source=build_source(cfg, client), pipeline=Pipeline(cfg), checkpoint=checkpoint,
+    key = load_key(cfg.output.chain_key_file) if cfg.output.chain == "hmac-sha256" and cfg.output.chain_key_file else None
+    pipeline = Pipeline(cfg, key, org=name)
+    engine = Engine(cfg=cfg, source=build_source(cfg, client), pipeline=pipeline, checkpoint=checkpoint,
                     writer=writer, quarantine=writer.quarantine(cfg.output.quarantine), lifecycle=lifecycle,
                     clock=server_clock, progress=reporter, org=name, sync_clock=tokens.token)
     return OrgRuntime(name, cfg, counters, client, tokens, store, engine)

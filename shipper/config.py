@@ -207,8 +207,13 @@ class StateConfig(_Strict):
     path: str = "genesys-audit-state.json"
 
 
+CHAIN_MODES = ("sha256", "hmac-sha256", "off")
+
+
 class OutputConfig(_Strict):
     schema: str = "siem"
+    chain: str = "sha256"
+    chain_key_file: str | None = None
     template: dict[str, Any] | None = None
     max_line_bytes: int = 65536
     quarantine: str | None = None
@@ -220,6 +225,10 @@ class OutputConfig(_Strict):
     def __post_init__(self) -> None:
         if self.schema not in SCHEMAS:
             raise ValueError(f"output.schema {self.schema!r} is unknown: use one of {', '.join(SCHEMAS)}")
+        if self.chain not in CHAIN_MODES:
+            raise ValueError(f"output.chain {self.chain!r} is unknown: use one of {', '.join(CHAIN_MODES)}")
+        if self.chain == "hmac-sha256" and not self.chain_key_file:
+            raise ValueError("output.chain is hmac-sha256 but output.chain_key_file is not set: give the key's file")
         if self.schema == "custom" and not self.template:
             raise ValueError("output.schema is custom but output.template is empty: give a mapping")
         if self.max_line_bytes < 1024:

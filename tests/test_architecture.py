@@ -145,7 +145,7 @@ def toy_schema() -> Iterator[str]:
 
 
 def test_a_registered_schema_is_accepted_listed_and_used(toy_schema: str) -> None:
-    cfg = config_from_mapping({"output": {"schema": toy_schema}})
+    cfg = config_from_mapping({"output": {"schema": toy_schema, "chain": "off"}})
     assert toy_schema in build_parser().format_help()
     raw = msgspec.Raw(b'{"id":"e1","eventDate":"2026-01-15T00:00:00Z"}')
     out = Pipeline(cfg).process([raw], {}, 0, 0)

@@ -141,7 +141,7 @@ def test_realtime_sends_expand_user(tmp_path: Path, simulator: Any) -> None:
 # -- events-cursor -------------------------------------------------------------------------------
 def test_events_cursor_siem_is_the_guides_template(tmp_path: Path, simulator: Any) -> None:
     sim = simulator(events=300)
-    cfg = _config(tmp_path, sim, "events-cursor", page=100)
+    cfg = _config(tmp_path, sim, "events-cursor", page=100, output={"chain": "off"})  # the mapping alone
     proc = run_cli("run", "--once", "--config", str(cfg))
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     guide = {e["id"]: guide_shape(e) for e in sim.all_events()}

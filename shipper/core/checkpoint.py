@@ -63,6 +63,7 @@ class Checkpoint:
     def take(self, out: PageOut) -> None:
         """A page was written: remember its ids and count it (saved by the next `save`)."""
         self.ledger.add(out.new_ids)
+        self.ledger.chains.update(out.heads)
         self._pending.update(out.new_ids)
         c = self.counters
         c.emitted += out.lines

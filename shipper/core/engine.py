@@ -178,7 +178,8 @@ class Engine:
         watch = ChunkWatch(self.source.ordered, self.source.name, self.org)
         for raws in self.source.pages(c_start, c_end, watch.progress):
             t0 = time.monotonic()
-            out = self.pipeline.process(raws, self.ledger.seen, self.ledger.recheck, self.ledger.frontier, watch.met)
+            ledger = self.ledger
+            out = self.pipeline.process(raws, ledger.seen, ledger.recheck, ledger.frontier, watch.met, ledger.chains)
             watch.check_order(out)
             # An event dated past the chunk (bad input) must not drag the position along.
             follow = watch.progress.ordered and not p.late and out.last_ms is not None

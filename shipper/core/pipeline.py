@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ..errors import ConfigError
 from ..filters import make_filter, make_reducer, make_tiering, reduce_payload
 from ..models import AuditEvent, InvalidEvent, event_decoder
-from ..output.encoder import LineEncoder
+from ..output.encoder import LineEncoder, shrink_line
+from ..proof.chain import CHAIN_PROTECTED, RESERVE_BYTES, Chainer, ChainKey
 from ..schemas import SCHEMAS
+from ..store import ChainHead
 from .ledger import id_hash
 
 if TYPE_CHECKING:
@@ -39,6 +42,8 @@ class PageOut:
     shrunk: int = 0
     unordered: bool = False  # an event older than the one before it
     fresh: int = 0  # events not met before in this chunk (progress, even when all were written before)
+    heads: dict[str, ChainHead] = field(default_factory=dict)  # chain heads of the streams this page wrote to
+    written: list[int] = field(default_factory=list)  # id hashes of the lines, in write order
 
 
 def _reduced(event: AuditEvent, raw: msgspec.Raw, keep: list[str]) -> tuple[AuditEvent, msgspec.Raw]:
@@ -57,11 +62,19 @@ def _quarantine_key(raw: msgspec.Raw) -> int:
 class Pipeline:
     """Built once per org from its config; `process` runs once per page."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, key: ChainKey | None = None, org: str = "") -> None:
         spec = SCHEMAS[cfg.output.schema]
         self.mapper = spec.build(cfg)
         self.slim = spec.slim
-        self.encoder = LineEncoder(cfg.output.max_line_bytes, spec.protected)
+        self.chainer: Chainer | None = None
+        limit = cfg.output.max_line_bytes
+        if cfg.output.chain != "off":
+            if cfg.output.chain == "hmac-sha256" and key is None:
+                raise ConfigError("output.chain is hmac-sha256: the key of output.chain_key_file is needed")
+            self.chainer = Chainer(key if cfg.output.chain == "hmac-sha256" else None, spec.seq_path, org)
+            limit -= RESERVE_BYTES  # room for the chain fields
+        self.max_line_bytes = cfg.output.max_line_bytes
+        self.encoder = LineEncoder(limit, spec.protected | CHAIN_PROTECTED)
         # Hooks nobody configured cost nothing per event.
         filters, routing = cfg.filters, cfg.routing
         self.keep: Callable[[Any], bool] | None = make_filter(filters) if filters.include or filters.exclude else None
@@ -71,11 +84,12 @@ class Pipeline:
         self.default_tier = routing.default_tier
 
     def process(self, raws: list[msgspec.Raw], seen: Mapping[int, int], floor_ms: int, now_ms: int,
-                chunk: set[int] | None = None) -> PageOut:
+                chunk: set[int] | None = None, heads: Mapping[str, ChainHead] | None = None) -> PageOut:
         """Map a page. Ids in `seen` or already in this page are repeats; an event dated before
         `floor_ms` (the recheck position) cannot be told from a repeat and is dropped as one.
         Quarantined events are remembered at `now_ms` so a re-read does not report them twice.
-        `chunk` collects every id met in the current chunk, to count what is fresh."""
+        `chunk` collects every id met in the current chunk, to count what is fresh; `heads` are the
+        chain heads the page continues."""
         out = PageOut()
         page, new, quarantined = out.data, out.new_ids, out.quarantined
         decode = event_decoder(self.slim)
@@ -86,6 +100,7 @@ class Pipeline:
         lines = 0
         met = set() if chunk is None else chunk
         before = len(met)
+        chainer, written = self.chainer, out.written
         for raw in raws:
             try:
                 event, ts = decode(raw)
@@ -131,7 +146,25 @@ class Pipeline:
                 del page[start:]
                 page += line
                 out.shrunk += 1
+            if chainer is not None:
+                self._seal(page, start, tier, out.heads, heads or {})
+            written.append(h)
             page.append(10)
             lines += 1
         out.lines, out.first_ms, out.last_ms, out.fresh = lines, first, last, len(met) - before
         return out
+
+    def _seal(self, page: bytearray, start: int, tier: str, new_heads: dict[str, ChainHead],
+              heads: Mapping[str, ChainHead]) -> None:
+        """Replace the line at `start` with its sealed form, which continues its stream's chain."""
+        assert self.chainer is not None
+        line = bytes(page[start:])
+        del page[start:]
+        stream = self.chainer.stream(tier)
+        head = new_heads.get(stream) or heads.get(stream)
+        sealed, new_head = self.chainer.seal(line, tier, head)
+        if len(sealed) >= self.max_line_bytes:  # canonical JSON came out longer (escapes): cut a bit more
+            tighter = self.encoder.max_line_bytes - (len(sealed) - self.max_line_bytes) - 64
+            sealed, new_head = self.chainer.seal(shrink_line(line, tighter, self.encoder.protect), tier, head)
+        new_heads[stream] = new_head
+        page += sealed

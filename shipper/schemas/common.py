@@ -34,6 +34,7 @@ class SchemaSpec:
     slim: bool = False  # reads only SlimEvent fields and embeds the original bytes: decode less
     protected: frozenset[str] = frozenset()  # top-level keys that shrinking never cuts
     id_field: str | None = None  # dotted path of the event id in a record (None: not known)
+    seq_path: tuple[str, ...] = ("audit_seq",)  # where the chain's sequence number goes
 
 
 def event_type(event: AuditEvent) -> str:

@@ -184,5 +184,6 @@ SCHEMA = SchemaSpec(
     build=build,
     summary="Elastic Common Schema 8.x",
     protected=frozenset({"@timestamp", "event", "audit_tier"}),
+    seq_path=("event", "sequence"),
     id_field="event.id",
 )

@@ -273,5 +273,6 @@ SCHEMA = SchemaSpec(
     protected=frozenset({
         "time", "metadata", "class_uid", "category_uid", "activity_id", "type_uid", "severity_id", "audit_tier",
     }),
+    seq_path=("metadata", "sequence"),
     id_field="metadata.uid",
 )

@@ -1,0 +1,1 @@
+"""Proof of completeness: canonical JSON, the per-stream hash chain, and `verify`."""

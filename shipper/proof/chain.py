@@ -1,0 +1,99 @@
+"""A sequence number and a hash chain on every record, per output stream.
+
+For record n of a stream:  D_n = SHA-256(canonical bytes of the record without `audit_chain`)
+                           C_n = H(C_(n-1) || D_n),  C_0 = 32 zero bytes
+H is SHA-256 (`output.chain: sha256`, catches accidents) or HMAC-SHA256 with the key of
+`output.chain_key_file` (`hmac-sha256`, tamper-evident to anyone without the key). Chaining the
+records' digests rather than their bytes lets `verify` check a chain holding 32 bytes per record.
+A stream is what one destination receives: one per tier, and one per org.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import read_regular_file
+from ..errors import ConfigError
+from ..store import ChainHead
+from . import canonical
+
+GENESIS = bytes(32)
+CHAIN_FIELD = "audit_chain"
+STREAM_FIELD = "audit_stream"
+KEY_ID_FIELD = "audit_key_id"
+SEQ_FIELD = "audit_seq"
+CHAIN_PROTECTED = frozenset({SEQ_FIELD, STREAM_FIELD, KEY_ID_FIELD})  # shrinking never cuts them
+MIN_KEY_BYTES = 16
+# The sealed line grows by `,"audit_chain":"<64 hex>"`, the stream, sequence and key id: the
+# encoder keeps this much room below output.max_line_bytes when chaining.
+RESERVE_BYTES = 256
+
+
+@dataclass(frozen=True)
+class ChainKey:
+    """An HMAC key and its public id (a hash of it: naming the key never reveals it)."""
+
+    key: bytes
+    kid: str
+
+    @classmethod
+    def of(cls, key: bytes) -> ChainKey:
+        return cls(key, hashlib.sha256(b"genesys-audit-shipper/key-id/v1\0" + key).hexdigest()[:16])
+
+
+def load_key(path: str, option: str = "output.chain_key_file") -> ChainKey:
+    """The key in `path` (surrounding whitespace ignored); ConfigError naming the file otherwise."""
+    key = read_regular_file(Path(path), option, 65536).strip()
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(f"{option}: {path!r} holds fewer than {MIN_KEY_BYTES} bytes; write a random key, e.g. "
+                          "`head -c 32 /dev/urandom | base64 > FILE`")
+    return ChainKey.of(key)
+
+
+def link(prev: bytes, digest: bytes, key: bytes | None) -> bytes:
+    """C_n from C_(n-1) and D_n."""
+    if key is None:
+        return hashlib.sha256(prev + digest).digest()
+    return hmac.digest(key, prev + digest, "sha256")
+
+
+def put(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        node = doc.get(part)
+        if not isinstance(node, dict):
+            node = doc[part] = {}
+        doc = node
+    doc[path[-1]] = value
+
+
+class Chainer:
+    """Seals records: stamps the stream, the next sequence number (where the schema keeps it) and,
+    after a key rotation, the key id; then appends the chain value."""
+
+    def __init__(self, key: ChainKey | None, seq_path: tuple[str, ...], org: str = "") -> None:
+        self.key = key
+        self.seq_path = seq_path
+        self.org = org
+
+    def stream(self, tier: str) -> str:
+        return f"{self.org}/{tier}" if self.org else tier
+
+    def seal(self, line: bytes, tier: str, head: ChainHead | None) -> tuple[bytes, ChainHead]:
+        """The sealed line (canonical JSON plus `audit_chain`) and the stream's new head."""
+        stream = self.stream(tier)
+        seq = (head.seq if head is not None else 0) + 1
+        doc = canonical.parse(line)
+        put(doc, self.seq_path, seq)
+        doc[STREAM_FIELD] = stream
+        kid = self.key.kid if self.key is not None else ""
+        if kid and (head is None or head.key_id != kid):
+            doc[KEY_ID_FIELD] = kid  # the first record under a new key names it
+        body = canonical.encode(doc, line)
+        value = link(head.value if head is not None else GENESIS, hashlib.sha256(body).digest(),
+                     self.key.key if self.key is not None else None)
+        sealed = body[:-1] + b',"' + CHAIN_FIELD.encode() + b'":"' + value.hex().encode() + b'"}'
+        return sealed, ChainHead(seq, value, kid)

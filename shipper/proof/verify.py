@@ -1,0 +1,294 @@
+"""`verify`: does what a SIEM holds prove every record arrived, unaltered?
+
+Reads NDJSON or SIEM exports (Splunk `_raw` / `result`, Elastic `_source` and search answers, plain
+lines) in any order, from any number of files. Every record is digested in worker processes (its
+canonical bytes, without `audit_chain`), packed into a small fixed-size entry, and sorted by stream
+and sequence on disk when it does not fit in memory. One pass over the sorted entries then finds
+gaps, chain breaks, identical repeats and conflicting repeats. Memory stays flat however large the
+input: the sort keeps at most RUN_ENTRIES entries in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import multiprocessing
+import os
+import struct
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import msgspec
+
+from ..models import format_ms, parse_event_time_ms
+from . import canonical
+from .chain import CHAIN_FIELD, GENESIS, KEY_ID_FIELD, SEQ_FIELD, STREAM_FIELD, ChainKey, link
+
+RUN_ENTRIES = 150_000
+BATCH_LINES = 2_000
+SEQ_PATHS = ((SEQ_FIELD,), ("event", "sequence"), ("metadata", "sequence"))
+ID_PATHS = (("siem_event_id",), ("event", "id"), ("metadata", "uid"), ("EventOriginalUid",), ("id",))
+DATE_PATHS = (("siem_timestamp",), ("@timestamp",), ("EventStartTime",), ("time",), ("eventDate",))
+# An entry: stream NUL | seq (8, big-endian: sorts) | digest 32 | chain 32 | key id 16 | date ms 8 | event id
+_FIXED = struct.Struct(">Q32s32s16sq")
+
+
+class Unreadable(Exception):
+    """Input that is not JSON, or a record of ours with a broken chain field: exit 2."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    stream: str
+    seq: int
+    digest: bytes
+    chain: bytes
+    key_id: str
+    date_ms: int
+    event_id: str
+
+    def pack(self) -> bytes:
+        return (self.stream.encode() + b"\0" + _FIXED.pack(self.seq, self.digest, self.chain,
+                                                           self.key_id.encode()[:16], self.date_ms)
+                + self.event_id.encode()[:64])
+
+    @classmethod
+    def unpack(cls, data: bytes) -> Entry:
+        stream, _, rest = data.partition(b"\0")
+        seq, digest, chain, kid, date_ms = _FIXED.unpack_from(rest)
+        return cls(stream.decode(), seq, digest, chain, kid.rstrip(b"\0").decode(), date_ms,
+                   rest[_FIXED.size:].decode())
+
+
+# -- records out of exports ----------------------------------------------------------------------
+def _get(doc: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(part)
+    return doc
+
+
+def records_in(doc: Any) -> Iterator[dict[str, Any]]:
+    """Our records inside one exported JSON document, whatever the SIEM wrapped them in."""
+    if isinstance(doc, list):
+        for item in doc:
+            yield from records_in(item)
+        return
+    if not isinstance(doc, dict):
+        return
+    if CHAIN_FIELD in doc:
+        yield doc
+    elif isinstance(doc.get("_raw"), str):  # Splunk: the line exactly as it was indexed
+        yield from records_in(canonical.parse(doc["_raw"].encode()))
+    elif "result" in doc:  # Splunk export: {"preview": false, "result": {...}}
+        yield from records_in(doc["result"])
+    elif "results" in doc:  # Splunk search answer
+        yield from records_in(doc["results"])
+    elif "_source" in doc:  # Elastic document
+        yield from records_in(doc["_source"])
+    elif isinstance(doc.get("hits"), dict):  # Elastic search answer
+        yield from records_in(doc["hits"].get("hits"))
+
+
+def _date_ms(record: dict[str, Any]) -> int:
+    for path in DATE_PATHS:
+        value = _get(record, path)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return parse_event_time_ms(value)
+            except ValueError:
+                continue
+    return 0
+
+
+def entry_of(record: dict[str, Any], drop: tuple[str, ...] = ()) -> Entry:
+    """Digest one record: its canonical bytes without the chain value (and without `drop`, fields
+    a SIEM adds). The record is changed in place."""
+    chain_hex = record.pop(CHAIN_FIELD)
+    for name in drop:
+        record.pop(name, None)
+    seq = next((v for p in SEQ_PATHS if isinstance(v := _get(record, p), int) and not isinstance(v, bool)), None)
+    stream = record.get(STREAM_FIELD)
+    try:
+        chain = bytes.fromhex(chain_hex) if isinstance(chain_hex, str) else b""
+    except ValueError:
+        chain = b""
+    if seq is None or not isinstance(stream, str) or len(chain) != 32 or "\0" in stream:
+        raise Unreadable("a record with audit_chain but no valid audit_stream, sequence or chain value")
+    digest = hashlib.sha256(canonical.encode(record)).digest()
+    event_id = next((v for p in ID_PATHS if isinstance(v := _get(record, p), str)), "")
+    key_id = record.get(KEY_ID_FIELD)
+    return Entry(stream, seq, digest, chain, key_id if isinstance(key_id, str) else "", _date_ms(record), event_id)
+
+
+def digest_batch(batch: tuple[list[tuple[str, int, bytes]], tuple[str, ...]]) -> tuple[list[bytes], list[str], int]:
+    """Worker: (packed entries, unreadable line references, lines that held no record of ours)."""
+    lines, drop = batch
+    packed: list[bytes] = []
+    bad: list[str] = []
+    foreign = 0
+    for where, number, line in lines:
+        try:
+            found = [entry_of(r, drop).pack() for r in records_in(canonical.parse(line))]
+        except (msgspec.DecodeError, RecursionError, Unreadable, UnicodeError) as exc:
+            bad.append(f"{where}:{number}: {str(exc)[:80]}")
+            continue
+        packed += found
+        foreign += not found
+    return packed, bad, foreign
+
+
+# -- the external sort -----------------------------------------------------------------------------
+class Sorter:
+    """Sorts packed entries; spills sorted runs to temporary files beyond RUN_ENTRIES."""
+
+    def __init__(self, run_entries: int = RUN_ENTRIES) -> None:
+        self.run_entries = run_entries
+        self.pending: list[bytes] = []
+        self.runs: list[BinaryIO] = []
+
+    def add(self, entries: Iterable[bytes]) -> None:
+        self.pending.extend(entries)
+        if len(self.pending) >= self.run_entries:
+            self._spill()
+
+    def _spill(self) -> None:
+        self.pending.sort()
+        run = tempfile.TemporaryFile()  # noqa: SIM115 - read back by merged()
+        run.write(b"".join(struct.pack(">H", len(e)) + e for e in self.pending))
+        run.seek(0)
+        self.runs.append(run)
+        self.pending = []
+
+    def merged(self) -> Iterator[bytes]:
+        self.pending.sort()
+        yield from heapq.merge(self.pending, *(_read_run(r) for r in self.runs))
+
+
+def _read_run(run: BinaryIO) -> Iterator[bytes]:
+    with run:
+        while head := run.read(2):
+            yield run.read(struct.unpack(">H", head)[0])
+
+
+# -- the check ---------------------------------------------------------------------------------------
+@dataclass
+class StreamReport:
+    stream: str
+    records: int = 0
+    first_seq: int = 0
+    last_seq: int = 0
+    first_date: str = ""
+    last_date: str = ""
+    duplicates: int = 0
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    breaks: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.gaps or self.breaks or self.conflicts)
+
+
+def check(entries: Iterator[bytes], keys: dict[str, ChainKey], default_key: ChainKey | None) -> list[StreamReport]:
+    """Walk the sorted entries stream by stream."""
+    reports: list[StreamReport] = []
+    walker: _Walk | None = None
+    for data in entries:
+        entry = Entry.unpack(data)
+        if walker is None or entry.stream != walker.report.stream:
+            if walker is not None:
+                reports.append(walker.finish())
+            walker = _Walk(entry.stream, keys, default_key)
+        walker.take(entry, data)
+    if walker is not None:
+        reports.append(walker.finish())
+    return reports
+
+
+class _Walk:
+    def __init__(self, stream: str, keys: dict[str, ChainKey], default_key: ChainKey | None) -> None:
+        self.report = StreamReport(stream)
+        self.keys, self.key = keys, default_key
+        self.prev: Entry | None = None
+        self.prev_data = b""
+
+    def take(self, entry: Entry, data: bytes) -> None:
+        r, prev = self.report, self.prev
+        if prev is not None and entry.seq == prev.seq:
+            if data == self.prev_data:
+                r.duplicates += 1
+            else:
+                r.conflicts.append({"seq": entry.seq, "event_ids": sorted({prev.event_id, entry.event_id})})
+            return
+        r.records += 1
+        if prev is None:
+            r.first_seq, r.first_date = entry.seq, format_ms(entry.date_ms)
+            if entry.seq != 1:
+                r.notes.append(f"starts at sequence {entry.seq}: records before it are not in the input")
+        elif entry.seq != prev.seq + 1:
+            r.gaps.append({"missing_from": prev.seq + 1, "missing_to": entry.seq - 1,
+                           "after_date": format_ms(prev.date_ms), "before_date": format_ms(entry.date_ms)})
+        self._link(entry, prev)
+        r.last_seq, r.last_date = entry.seq, format_ms(entry.date_ms)
+        self.prev, self.prev_data = entry, data
+
+    def _link(self, entry: Entry, prev: Entry | None) -> None:
+        if entry.key_id:
+            self.key = self.keys.get(entry.key_id)
+            if self.key is None:
+                self.report.breaks.append({"seq": entry.seq, "event_id": entry.event_id,
+                                           "reason": f"signed with key {entry.key_id}, which was not given"})
+                return
+        if prev is not None and entry.seq != prev.seq + 1:
+            return  # across a gap the link cannot be checked; the gap is reported
+        before = GENESIS if prev is None and entry.seq == 1 else (prev.chain if prev is not None else None)
+        if before is None:
+            return
+        expected = link(before, entry.digest, self.key.key if self.key is not None else None)
+        if expected != entry.chain:
+            self.report.breaks.append({"seq": entry.seq, "event_id": entry.event_id,
+                                       "reason": "the chain value does not follow: the record or one before it "
+                                                 "was altered, or the wrong key was given"})
+
+    def finish(self) -> StreamReport:
+        return self.report
+
+
+# -- driving it --------------------------------------------------------------------------------------
+def batches(lines: Iterator[tuple[str, int, bytes]], drop: tuple[str, ...]) -> Iterator[Any]:
+    batch: list[tuple[str, int, bytes]] = []
+    for item in lines:
+        batch.append(item)
+        if len(batch) >= BATCH_LINES:
+            yield batch, drop
+            batch = []
+    if batch:
+        yield batch, drop
+
+
+def digest_all(lines: Iterator[tuple[str, int, bytes]], drop: tuple[str, ...], sorter: Sorter,
+               workers: int | None = None) -> tuple[list[str], int]:
+    """Digest every line (in worker processes when there are cores to spare) into `sorter`."""
+    bad: list[str] = []
+    foreign = 0
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    if workers <= 1:
+        results: Iterable[tuple[list[bytes], list[str], int]] = map(digest_batch, batches(lines, drop))
+        for packed, errors, other in results:
+            sorter.add(packed)
+            bad += errors
+            foreign += other
+        return bad, foreign
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for packed, errors, other in pool.imap(digest_batch, batches(lines, drop), chunksize=1):
+            sorter.add(packed)
+            bad += errors
+            foreign += other
+    return bad, foreign
