@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--key-file", action="append", metavar="FILE", help="HMAC key (repeat for rotated keys)")
     ver.add_argument("--drop", action="append", metavar="FIELD", help="a top-level field the SIEM added (repeat)")
     ver.add_argument("--json", action="store_true", help="print the report as JSON")
+    ver.add_argument("--config", "-c", metavar="FILE", help="the shipper's config: its state tells the last sequence "
+                                                             "written per stream, so a missing tail is a gap too")
+    ver.add_argument("--partial", action="store_true", help="the export may start after sequence 1 (SIEM retention)")
     return p
 
 

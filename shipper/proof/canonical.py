@@ -52,7 +52,8 @@ def _utf16_sorted(node: Any) -> Any:
 def encode(doc: Any, source: bytes = b"") -> bytes:
     """The canonical bytes of `doc` (from `parse`). `source`, the bytes it was parsed from, tells
     whether the rare UTF-16 ordering can matter; without it, it is assumed that it can."""
-    if source and not (any(b in source for b in _HIGH_BMP) and any(b in source for b in _ASTRAL)):
+    if source and b"\\u" not in source and not (any(b in source for b in _HIGH_BMP)
+                                                and any(b in source for b in _ASTRAL)):
         return _sorted(doc)
     return _in_order(_utf16_sorted(doc))
 

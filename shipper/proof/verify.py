@@ -196,26 +196,36 @@ class StreamReport:
         return not (self.gaps or self.breaks or self.conflicts)
 
 
-def check(entries: Iterator[bytes], keys: dict[str, ChainKey], default_key: ChainKey | None) -> list[StreamReport]:
-    """Walk the sorted entries stream by stream."""
+def check(entries: Iterator[bytes], keys: dict[str, ChainKey], default_key: ChainKey | None, *,
+          partial: bool = False, expected: dict[str, int] | None = None) -> list[StreamReport]:
+    """Walk the sorted entries stream by stream. A stream must start at sequence 1 unless
+    `partial`; `expected` (from the shipper's state) gives each stream's last sequence written,
+    so records missing at the end, or a whole stream missing, are gaps too."""
     reports: list[StreamReport] = []
     walker: _Walk | None = None
     for data in entries:
         entry = Entry.unpack(data)
         if walker is None or entry.stream != walker.report.stream:
             if walker is not None:
-                reports.append(walker.finish())
-            walker = _Walk(entry.stream, keys, default_key)
+                reports.append(walker.finish(expected))
+            walker = _Walk(entry.stream, keys, default_key, partial)
         walker.take(entry, data)
     if walker is not None:
-        reports.append(walker.finish())
+        reports.append(walker.finish(expected))
+    seen = {r.stream for r in reports}
+    for stream, last in sorted((expected or {}).items()):
+        if stream not in seen and last > 0:
+            missing = StreamReport(stream)
+            missing.gaps.append({"missing_from": 1, "missing_to": last, "after_date": "", "before_date": ""})
+            reports.append(missing)
     return reports
 
 
 class _Walk:
-    def __init__(self, stream: str, keys: dict[str, ChainKey], default_key: ChainKey | None) -> None:
+    def __init__(self, stream: str, keys: dict[str, ChainKey], default_key: ChainKey | None, partial: bool) -> None:
         self.report = StreamReport(stream)
         self.keys, self.key = keys, default_key
+        self.partial = partial
         self.prev: Entry | None = None
         self.prev_data = b""
 
@@ -230,8 +240,11 @@ class _Walk:
         r.records += 1
         if prev is None:
             r.first_seq, r.first_date = entry.seq, format_ms(entry.date_ms)
-            if entry.seq != 1:
+            if entry.seq != 1 and self.partial:
                 r.notes.append(f"starts at sequence {entry.seq}: records before it are not in the input")
+            elif entry.seq != 1:
+                r.gaps.append({"missing_from": 1, "missing_to": entry.seq - 1, "after_date": "",
+                               "before_date": format_ms(entry.date_ms)})
         elif entry.seq != prev.seq + 1:
             r.gaps.append({"missing_from": prev.seq + 1, "missing_to": entry.seq - 1,
                            "after_date": format_ms(prev.date_ms), "before_date": format_ms(entry.date_ms)})
@@ -257,7 +270,11 @@ class _Walk:
                                        "reason": "the chain value does not follow: the record or one before it "
                                                  "was altered, or the wrong key was given"})
 
-    def finish(self) -> StreamReport:
+    def finish(self, expected: dict[str, int] | None) -> StreamReport:
+        last = (expected or {}).get(self.report.stream, 0)
+        if last > self.report.last_seq:
+            self.report.gaps.append({"missing_from": self.report.last_seq + 1, "missing_to": last,
+                                     "after_date": self.report.last_date, "before_date": ""})
         return self.report
 
 
