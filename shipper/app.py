@@ -15,6 +15,7 @@ from .core.pipeline import Pipeline
 from .lifecycle import Lifecycle
 from .net.auth import TokenProvider
 from .net.http import HttpClient
+from .output.http_sink import HttpSink
 from .output.sinks import RotatingFileSink, Sink, StdoutSink
 from .output.writer import Writer
 from .proof.chain import load_key
@@ -43,6 +44,8 @@ def build_client(cfg: Config, lifecycle: Lifecycle, counters: Counters | None = 
 
 def build_sink(cfg: Config, lifecycle: Lifecycle) -> Sink:
     out = cfg.output
+    if out.http:
+        return HttpSink(cfg, lifecycle)
     if out.path:
         return RotatingFileSink(out.path, out.rotate_bytes, out.keep_files)
     return StdoutSink(lifecycle)

@@ -210,6 +210,20 @@ class StateConfig(_Strict):
 CHAIN_MODES = ("sha256", "hmac-sha256", "off")
 
 
+class HttpOutputConfig(_Strict):
+    """Acknowledged delivery: each page is POSTed to the host agent's HTTP input; the checkpoint
+    moves only after a 2xx."""
+
+    url: str
+    token_file: str | None = None  # sent as `Authorization: Bearer <token>`
+    timeout: Duration = Duration(30)
+    ca_file: str | None = None
+    content_type: str = "application/json"  # Fluent Bit's http input refuses application/x-ndjson
+
+    def __post_init__(self) -> None:
+        _positive("output.http.timeout", self.timeout, "30s")
+
+
 class OutputConfig(_Strict):
     schema: str = "siem"
     chain: str = "sha256"
@@ -221,6 +235,8 @@ class OutputConfig(_Strict):
     path: str | None = None
     rotate_bytes: int = 100 * 1024 * 1024
     keep_files: int = 5
+    http: HttpOutputConfig | None = None
+    replay_on_start: int | None = None  # None: one page on stdout (exec mode), none to a file or over http
 
     def __post_init__(self) -> None:
         if self.schema not in SCHEMAS:
@@ -235,6 +251,16 @@ class OutputConfig(_Strict):
             raise ValueError(f"output.max_line_bytes {self.max_line_bytes} is too small: use 1024 or more")
         if self.rotate_bytes < 4096 or self.keep_files < 1:
             raise ValueError("output.rotate_bytes must be >= 4096 and output.keep_files >= 1")
+        if self.path and self.http:
+            raise ValueError("set output.path or output.http, not both")
+        if self.replay_on_start is not None and not 0 <= self.replay_on_start <= 100_000:
+            raise ValueError("output.replay_on_start must be between 0 and 100000 events")
+
+    def replay_events(self, page_size: int) -> int:
+        """How many already-written events to write again at start."""
+        if self.replay_on_start is not None:
+            return self.replay_on_start
+        return 0 if self.path or self.http else page_size
 
 
 class MetricsConfig(_Strict):
@@ -341,6 +367,8 @@ def config_from_mapping(data: Any, source: str = "config", env: dict[str, str] |
             check_url(key, url)
     if cfg.genesys.proxy:
         check_url("genesys.proxy", cfg.genesys.proxy, ("http", "https", "socks5", "socks5h"), loopback_http=False)
+    if cfg.output.http:
+        check_url("output.http.url", cfg.output.http.url)
     return cfg
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from . import logs
-from .errors import Interrupted
+from .errors import Interrupted, OutputClosed
 
 ABORT_GRACE_S = 3.0
 
@@ -60,6 +60,16 @@ class Lifecycle:
 
     def time_left(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def idle(self, seconds: float, reader_gone: Callable[[], bool]) -> bool:
+        """Wait for the next cycle; True on stop. A vanished reader ends the wait (and the lock)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.stop.wait(min(left, 0.5)):
+                return True
+            if reader_gone():
+                raise OutputClosed("stdout reader is gone")
+        return False
 
     # -- SIGHUP ---------------------------------------------------------------------------------
     def take_reopen(self) -> bool:

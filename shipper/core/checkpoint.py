@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 
@@ -10,10 +11,11 @@ import msgspec
 
 from .. import logs
 from ..models import format_ms
-from ..store import CheckpointStore, Delta, State
+from ..store import CheckpointStore, Delta, ReplayPage, State
 from ..telemetry.counters import Counters
-from .ledger import Ledger, fold, pack_seen
+from .ledger import Ledger, fold, pack_ids, pack_seen
 from .pipeline import PageOut
+from .replay import keep_last
 
 
 class Status(msgspec.Struct, kw_only=True):
@@ -60,8 +62,14 @@ class Checkpoint:
     def _take_counters(self, state: State) -> None:
         self.counters.emitted, self.counters.quarantined, self.counters.gaps = state.emitted, state.quarantined, state.gaps
 
-    def take(self, out: PageOut) -> None:
-        """A page was written: remember its ids and count it (saved by the next `save`)."""
+    def take(self, out: PageOut, replay_events: int = 0) -> None:
+        """A page was written: remember its ids, its chain heads and (for a replay at start) what
+        it wrote; count it. Saved by the next `save`."""
+        if out.lines and replay_events > 0:
+            before = {s: self.ledger.chains[s] for s in out.heads if s in self.ledger.chains}
+            page = ReplayPage(out.first_ms or 0, out.last_ms or 0, pack_ids(out.written), before,
+                              hashlib.sha256(out.data).digest())
+            self.ledger.replay = keep_last([*self.ledger.replay, page], replay_events)
         self.ledger.add(out.new_ids)
         self.ledger.chains.update(out.heads)
         self._pending.update(out.new_ids)

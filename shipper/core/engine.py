@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from .. import logs
 from ..config import Config, resolve_start
-from ..errors import ApiError, Interrupted, OutputClosed, ShipperError, StateError
+from ..errors import ApiError, Interrupted, OutputClosed, OutputError, ShipperError, StateError
 from ..lifecycle import Lifecycle
 from ..models import format_ms
 from ..output.quarantine import Quarantine
@@ -21,6 +21,7 @@ from ..sources.base import ReadProgress
 from .checkpoint import Checkpoint
 from .ledger import Ledger
 from .pipeline import PageOut, Pipeline
+from .replay import keep_last, write_again
 
 FUTURE_TOLERANCE_MS = 300_000
 STALE_PAGES = 3  # pages in a row with nothing new allowed beyond those that came before them
@@ -137,6 +138,7 @@ class Engine:
         self.counters = checkpoint.counters
         self._sync_clock = sync_clock  # one answer from the API tells its clock (its Date header)
         self.chunks = ChunkSize(int(cfg.poll.max_window * 1000))
+        self.replay_events = cfg.output.replay_events(cfg.poll.page_size)
         self._slowest_page = 0.0
 
     @property
@@ -205,7 +207,7 @@ class Engine:
                 if out.out_of_window:
                     logs.warning("events older than the recheck position were sent again; dropped as repeats",
                                  org=self.org or None, events=out.out_of_window)
-                self.checkpoint.take(out)
+                self.checkpoint.take(out, self.replay_events)
             if frontier_to is not None:
                 self.ledger.advance_frontier(frontier_to)
             if chunk_end is not None:
@@ -264,15 +266,21 @@ class Engine:
         except OutputClosed:
             logs.warning("stdout closed by reader; rerun the same command to resume")
 
+    def replay(self) -> None:
+        """Write the last pages again, byte for byte (output.replay_on_start); never fatal."""
+        write_again(keep_last(self.ledger.replay, self.replay_events), self.replay_events, self.source,
+                    self.pipeline, self.writer, self.lifecycle, self.org)
+
     def run(self, *, once: bool) -> None:
         """Cycle until stopped (or once). ApiErrors fail `--once`; the daemon logs and goes on."""
         next_health = time.monotonic() + self.cfg.poll.health_interval
         health_backoff = 60.0
         try:
+            self.replay()
             while not self.lifecycle.stop.is_set():
                 try:
                     self.cycle()
-                except ApiError as exc:
+                except (ApiError, OutputError) as exc:
                     self.checkpoint.failed(exc)
                     if once:
                         raise
@@ -282,23 +290,13 @@ class Engine:
                     return
                 if time.monotonic() >= next_health:
                     next_health, health_backoff = self._health(health_backoff)
-                if self._idle(self.cfg.poll.interval):
+                if self.lifecycle.idle(self.cfg.poll.interval, self.writer.reader_gone):
                     break
         except Interrupted:
             logs.info("stopped at a page boundary", org=self.org or None, position=format_ms(self.ledger.frontier))
         except OutputClosed:
             logs.warning("stdout closed by reader; stopping without advancing past unwritten events",
                          position=format_ms(self.ledger.frontier))
-
-    def _idle(self, seconds: float) -> bool:
-        """Wait for the next cycle; True on stop. A vanished reader ends the wait (and the lock)."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            if self.lifecycle.stop.wait(min(left, 0.5)):
-                return True
-            if self.writer.reader_gone():
-                raise OutputClosed("stdout reader is gone")
-        return False
 
     def _health(self, backoff: float) -> tuple[float, float]:
         """The daily health probe: a one-event query. Failures retry with growing delays."""

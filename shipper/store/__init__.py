@@ -27,12 +27,13 @@ class ChainHead(msgspec.Struct, array_like=True, frozen=True):
 
 class ReplayPage(msgspec.Struct, array_like=True, frozen=True):
     """One written page, enough to write it again byte for byte: its time span, the ids it wrote
-    in order, and the chain heads before it."""
+    in order, the chain heads before it, and the SHA-256 of its bytes (a replay must match it)."""
 
     first_ms: int
     last_ms: int
     ids: bytes  # packed u64 id hashes, in write order
     heads_before: dict[str, ChainHead] = {}
+    digest: bytes = b""
 
 
 class State(msgspec.Struct, kw_only=True):
