@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from . import __version__
@@ -69,7 +70,8 @@ class OrgRuntime:
 
 
 def build_org(cfg: Config, lifecycle: Lifecycle, writer: Writer, *, name: str = "", state_path: str | None = None,
-              progress: bool = False, clock: Callable[[], float] | None = None) -> OrgRuntime:
+              progress: bool = False, clock: Callable[[], float] | None = None,
+              gate: AbstractContextManager[object] | None = None) -> OrgRuntime:
     counters = Counters()
     client, tokens = build_client(cfg, lifecycle, counters)
     store = build_store(cfg, state_path)
@@ -80,5 +82,5 @@ def build_org(cfg: Config, lifecycle: Lifecycle, writer: Writer, *, name: str = 
     pipeline = Pipeline(cfg, key, org=name)
     engine = Engine(cfg=cfg, source=build_source(cfg, client), pipeline=pipeline, checkpoint=checkpoint,
                     writer=writer, quarantine=writer.quarantine(cfg.output.quarantine), lifecycle=lifecycle,
-                    clock=server_clock, progress=reporter, org=name, sync_clock=tokens.token)
+                    clock=server_clock, progress=reporter, org=name, sync_clock=tokens.token, gate=gate)
     return OrgRuntime(name, cfg, counters, client, tokens, store, engine)

@@ -71,22 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--once", action="store_true", help="catch up to now minus settle_delay, then exit 0")
     run_p.add_argument("--max-runtime", type=_duration, metavar="DURATION",
                        help="stop cleanly at a page boundary before this much time (e.g. 55s)")
+    run_p.add_argument("--org", metavar="NAME", help="ship only this org of the config's orgs: list")
 
     demo = sub.add_parser("demo", parents=[common], help="run the real engine against the built-in simulator")
     demo.add_argument("--once", action="store_true", help="catch up once and exit instead of streaming")
     demo.add_argument("--events", type=int, default=500, help="simulated history size (default 500)")
     shown = ", ".join(s for s in SCHEMAS if s != "custom")
     demo.add_argument("--schema", default="siem", help=f"output schema ({shown})")
+    demo.add_argument("--orgs", type=int, default=1, help="simulated orgs, shipped from one process (default 1)")
 
-    sub.add_parser("check", parents=[common, cfg_arg], help="verify config, credentials, permission, state")
+    check = sub.add_parser("check", parents=[common, cfg_arg], help="verify config, credentials, permission, state")
+    check.add_argument("--org", metavar="NAME", help="only this org")
     status = sub.add_parser("status", parents=[common, cfg_arg], help="show position, lag and health")
     status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument("--org", metavar="NAME", help="only this org")
     backfill = sub.add_parser("backfill", parents=[common, cfg_arg], help="re-export a past range to stdout")
     backfill.add_argument("--from", dest="start", required=True, metavar="TIME", help="ISO time or lookback, e.g. 7d")
     backfill.add_argument("--to", dest="end", default="0s", metavar="TIME", help="ISO time or lookback (default now)")
     backfill.add_argument("--state", dest="backfill_state", metavar="FILE",
                           help="its own state file, to resume (default: next to state.path)")
-    sub.add_parser("services", parents=[common, cfg_arg], help="list service, entity and action names")
+    backfill.add_argument("--org", metavar="NAME", help="the org to re-export (required with an orgs: list)")
+    services = sub.add_parser("services", parents=[common, cfg_arg], help="list service, entity and action names")
+    services.add_argument("--org", metavar="NAME", help="the org to ask (default: the first)")
     ver = sub.add_parser("verify", parents=[common], help="prove an export of the SIEM complete and unaltered",
                          description="Checks the sequence numbers and hash chain of exported records. Exit 0: no "
                                      "gap and no break; 1: not proven; 2: unreadable input.")

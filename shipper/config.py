@@ -351,35 +351,47 @@ def _key_of(message: str) -> str:
     return m.group(1) if m else ""
 
 
-def config_from_mapping(data: Any, source: str = "config", env: dict[str, str] | None = None) -> Config:
-    """Validate an already-parsed mapping (from YAML) into a Config."""
+def interpolate(data: Any, source: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The parsed document with `${VAR}` replaced; the top level must be a mapping."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections (genesys:, poll:, ...)")
-    data = _interpolate(data, dict(os.environ) if env is None else env, "", [MAX_CONFIG_NODES])
+    return _interpolate(data, dict(os.environ) if env is None else env, "", [MAX_CONFIG_NODES])  # type: ignore[no-any-return]
+
+
+def validate(data: dict[str, Any], source: str = "config", prefix: str = "") -> Config:
+    """An interpolated mapping as a Config; errors name keys with `prefix` (e.g. `orgs[1].`)."""
     try:
         cfg = msgspec.convert(data, Config, dec_hook=_dec_hook, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_describe(str(exc), source)) from None
+        raise ConfigError(_describe(str(exc), source, prefix)) from None
     for key, url in (("genesys.api_url", cfg.genesys.api_url), ("genesys.login_url", cfg.genesys.login_url)):
         if url:
-            check_url(key, url)
+            check_url(prefix + key, url)
     if cfg.genesys.proxy:
-        check_url("genesys.proxy", cfg.genesys.proxy, ("http", "https", "socks5", "socks5h"), loopback_http=False)
+        check_url(prefix + "genesys.proxy", cfg.genesys.proxy, ("http", "https", "socks5", "socks5h"),
+                  loopback_http=False)
     if cfg.output.http:
-        check_url("output.http.url", cfg.output.http.url)
+        check_url(prefix + "output.http.url", cfg.output.http.url)
     return cfg
 
 
-def _describe(text: str, source: str) -> str:
+def config_from_mapping(data: Any, source: str = "config", env: dict[str, str] | None = None) -> Config:
+    """Validate an already-parsed mapping (from YAML) into a Config."""
+    return validate(interpolate(data, source, env), source)
+
+
+def _describe(text: str, source: str, prefix: str = "") -> str:
     key = _key_of(text)
     detail = re.sub(r"\s*-\s*at `[^`]*`$", "", text)
+    for name in re.findall(r"\b((?:genesys|poll|rate_limit|state|output|filters|routing|metrics)\.[\w.]+)", detail):
+        detail = detail.replace(name, prefix + name) if prefix and prefix + name not in detail else detail
     if "unknown field" in detail:
         field = re.search(r"`([^`]*)`", detail)
         name = f"{key}.{field.group(1)}" if key and field else (field.group(1) if field else key)
-        return f"{source}: unknown key {name!r}; check its spelling against the README's config table"
-    where = f" {key}:" if key and key not in detail else ""
+        return f"{source}: unknown key {prefix + name!r}; check its spelling against the README's config table"
+    where = f" {prefix}{key}:" if key and key not in detail else ""
     return f"{source}:{where} {detail}"
 
 
@@ -422,6 +434,12 @@ def read_regular_file(path: Path, key: str, limit: int = MAX_CONFIG_BYTES) -> by
 
 
 def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
+    """One org's config from a file without `orgs:` (see orgs.load_deployment for the general case)."""
+    return config_from_mapping(parse_yaml_file(path), str(Path(path)), env)
+
+
+def parse_yaml_file(path: str | os.PathLike[str]) -> Any:
+    """A YAML config file parsed safely: no duplicate keys, no alias bombs, no FIFOs."""
     p = Path(path)
     try:
         text = read_regular_file(p, "--config")
@@ -433,7 +451,7 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
         loader = _StrictLoader(text)
         loader.name = str(p)
         try:
-            data = loader.get_single_data()
+            return loader.get_single_data()
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
@@ -443,7 +461,6 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
         raise ConfigError(f"{p}:{where}: YAML syntax error ({problem}); fix the YAML") from None
     except RecursionError:
         raise ConfigError(f"{p}: YAML nested too deeply; flatten it") from None
-    return config_from_mapping(data, str(p), env)
 
 
 def read_secret(cfg: Config) -> str:

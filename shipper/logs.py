@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import sys
@@ -93,8 +94,17 @@ def get_logger() -> logging.Logger:
     return logging.getLogger(LOGGER_NAME)
 
 
+_bound: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("log_fields", default=None)
+
+
+def bind(**fields: Any) -> None:
+    """Fields every later log line of this thread carries (a worker binds its org's name)."""
+    _bound.set({**(_bound.get() or {}), **{k: v for k, v in fields.items() if v is not None}})
+
+
 def log(level: int, message: str, **fields: Any) -> None:
-    logging.getLogger(LOGGER_NAME).log(level, message, extra={"fields": fields})
+    bound = _bound.get()
+    logging.getLogger(LOGGER_NAME).log(level, message, extra={"fields": {**bound, **fields} if bound else fields})
 
 
 def debug(message: str, **fields: Any) -> None:

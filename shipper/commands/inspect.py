@@ -11,11 +11,12 @@ from typing import Any
 import msgspec
 
 from ..app import build_client, build_store
-from ..config import Config, load_config
+from ..config import Config
 from ..core.ledger import fold, unpack_seen
 from ..errors import ApiError, AuthError, ConfigError, LockHeldError, ShipperError, StateError
 from ..lifecycle import Lifecycle
 from ..models import ServiceMapping, format_ms
+from ..orgs import load_deployment
 from ..sources import SOURCES, build_source
 from ..store import State
 from ..store.file import FileStore
@@ -83,11 +84,17 @@ def _check_clock(server_date: str | None) -> bool:
 
 
 def cmd_check(args: argparse.Namespace, lifecycle: Lifecycle) -> int:
-    cfg = load_config(args.config)
-    _step("config", True, f"{args.config} (api {cfg.api_base}, login {cfg.login_base}, source {cfg.genesys.api})")
-    ok, server_date = _check_api(cfg, lifecycle)
-    ok &= _check_state(build_store(cfg))
-    ok &= _check_clock(server_date)
+    dep = load_deployment(args.config)
+    ok = True
+    for org in dep.org(args.org):
+        cfg = org.cfg
+        if dep.named:
+            emit(f"-- org {org.name}")
+        _step("config", True, f"{args.config} (api {cfg.api_base}, login {cfg.login_base}, source {cfg.genesys.api})")
+        api_ok, server_date = _check_api(cfg, lifecycle)
+        ok &= api_ok
+        ok &= _check_state(build_store(cfg))
+        ok &= _check_clock(server_date)
     return 0 if ok else 1
 
 
@@ -123,19 +130,35 @@ def status_doc(store: FileStore) -> dict[str, Any]:
     return doc
 
 
+STATUS_COLUMNS = ("org", "position", "lag_seconds", "events_emitted", "quarantined", "gaps_reported",
+                  "last_success", "last_error", "locked_by_other_instance")
+
+
 def cmd_status(args: argparse.Namespace, lifecycle: Lifecycle) -> int:
-    cfg = load_config(args.config)
-    doc = status_doc(build_store(cfg))
+    dep = load_deployment(args.config)
+    docs = [{"org": org.name, **status_doc(build_store(org.cfg))} for org in dep.org(args.org)]
+    if not dep.named:
+        doc = docs[0]
+        doc.pop("org")
+        if args.json:
+            emit(msgspec.json.encode(doc).decode())
+        else:
+            for key, value in doc.items():
+                emit(f"{key.replace('_', ' '):<26} {'-' if value is None else value}")
+        return 0
     if args.json:
-        emit(msgspec.json.encode(doc).decode())
-    else:
-        for key, value in doc.items():
-            emit(f"{key.replace('_', ' '):<26} {'-' if value is None else value}")
+        emit(msgspec.json.encode(docs).decode())
+        return 0
+    rows = [[str("-" if d.get(c) is None else d.get(c)) for c in STATUS_COLUMNS] for d in docs]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(STATUS_COLUMNS)]
+    emit("  ".join(c.replace("_", " ").ljust(w) for c, w in zip(STATUS_COLUMNS, widths, strict=True)).rstrip())
+    for r in rows:
+        emit("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
     return 0
 
 
 def cmd_services(args: argparse.Namespace, lifecycle: Lifecycle) -> int:
-    cfg = load_config(args.config)
+    cfg = load_deployment(args.config).org(args.org)[0].cfg
     client, _ = build_client(cfg, lifecycle)
     path = SOURCES[cfg.genesys.api].service_mapping_path
     mapping: ServiceMapping = client.request(

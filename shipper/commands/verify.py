@@ -11,10 +11,10 @@ from typing import Any, BinaryIO
 import msgspec
 
 from ..app import build_store
-from ..config import load_config
 from ..core.ledger import fold
 from ..errors import ConfigError
 from ..lifecycle import Lifecycle
+from ..orgs import load_deployment
 from ..proof.chain import ChainKey, load_key
 from ..proof.verify import Sorter, StreamReport, check, digest_all
 from .inspect import emit
@@ -82,14 +82,17 @@ def _render(reports: list[StreamReport], bad: list[str], foreign: int) -> str:
 
 
 def _expected(config: str | None) -> dict[str, int] | None:
-    """The last sequence the shipper wrote per stream, from its state (so a missing tail shows)."""
+    """The last sequence the shipper wrote per stream, from its states (so a missing tail shows)."""
     if config is None:
         return None
-    cfg = load_config(config)
-    stored = build_store(cfg).load()
-    if stored is None:
-        raise ConfigError(f"verify --config: the state of {config!r} is empty; run the shipper first")
-    return {stream: head.seq for stream, head in fold(stored, cfg.state.path).chains.items()}
+    heads: dict[str, int] = {}
+    for org in load_deployment(config).orgs:
+        stored = build_store(org.cfg).load()
+        if stored is not None:
+            heads.update({s: h.seq for s, h in fold(stored, org.cfg.state.path).chains.items()})
+    if not heads:
+        raise ConfigError(f"verify --config: the state of {config!r} holds no chain yet; run the shipper first")
+    return heads
 
 
 def cmd_verify(args: argparse.Namespace, lifecycle: Lifecycle) -> int:

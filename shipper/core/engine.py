@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -124,7 +125,8 @@ class Engine:
     def __init__(self, *, cfg: Config, source: Source, pipeline: Pipeline, checkpoint: Checkpoint, writer: Writer,
                  quarantine: Quarantine, lifecycle: Lifecycle, clock: Callable[[], float] = time.time,
                  progress: Callable[[int, int, int, int], None] | None = None, org: str = "",
-                 sync_clock: Callable[[], object] | None = None) -> None:
+                 sync_clock: Callable[[], object] | None = None,
+                 gate: AbstractContextManager[object] | None = None) -> None:
         self.cfg = cfg
         self.source = source
         self.pipeline = pipeline
@@ -138,6 +140,7 @@ class Engine:
         self.counters = checkpoint.counters
         self._sync_clock = sync_clock  # one answer from the API tells its clock (its Date header)
         self.chunks = ChunkSize(int(cfg.poll.max_window * 1000))
+        self.gate = gate or nullcontext()  # at most max_parallel_orgs orgs in a cycle at once
         self.replay_events = cfg.output.replay_events(cfg.poll.page_size)
         self._slowest_page = 0.0
 
@@ -279,7 +282,8 @@ class Engine:
             self.replay()
             while not self.lifecycle.stop.is_set():
                 try:
-                    self.cycle()
+                    with self.gate:
+                        self.cycle()
                 except (ApiError, OutputError) as exc:
                     self.checkpoint.failed(exc)
                     if once:

@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from ..filters import make_filter, make_reducer, make_tiering, reduce_payload
 from ..models import AuditEvent, InvalidEvent, event_decoder
 from ..output.encoder import LineEncoder, shrink_line
-from ..proof.chain import CHAIN_PROTECTED, RESERVE_BYTES, Chainer, ChainKey
+from ..proof.chain import CHAIN_PROTECTED, RESERVE_BYTES, Chainer, ChainKey, put
 from ..schemas import SCHEMAS
 from ..store import ChainHead
 from .ledger import id_hash
@@ -55,6 +55,16 @@ def _reduced(event: AuditEvent, raw: msgspec.Raw, keep: list[str]) -> tuple[Audi
     return msgspec.json.decode(small, type=AuditEvent), small
 
 
+def stamp(line: bytes, org: str, path: tuple[str, ...]) -> bytes:
+    """The record with the org's name added where its schema keeps it (chain off: the sealing
+    stamps it otherwise)."""
+    if len(path) == 1 and line.endswith(b"}") and line != b"{}":
+        return line[:-1] + b',"' + path[0].encode() + b'":' + msgspec.json.encode(org) + b"}"
+    doc = msgspec.json.decode(line)
+    put(doc, path, org)
+    return msgspec.json.encode(doc)
+
+
 def _quarantine_key(raw: msgspec.Raw) -> int:
     return id_hash(bytes(raw).decode("utf-8", "replace"))
 
@@ -71,9 +81,11 @@ class Pipeline:
         if cfg.output.chain != "off":
             if cfg.output.chain == "hmac-sha256" and key is None:
                 raise ConfigError("output.chain is hmac-sha256: the key of output.chain_key_file is needed")
-            self.chainer = Chainer(key if cfg.output.chain == "hmac-sha256" else None, spec.seq_path, org)
+            self.chainer = Chainer(key if cfg.output.chain == "hmac-sha256" else None, spec.seq_path, org,
+                                   spec.org_path)
             limit -= RESERVE_BYTES  # room for the chain fields
         self.max_line_bytes = cfg.output.max_line_bytes
+        self.org_stamp = (org, spec.org_path) if org and self.chainer is None else None
         self.encoder = LineEncoder(limit, spec.protected | CHAIN_PROTECTED)
         # Hooks nobody configured cost nothing per event.
         filters, routing = cfg.filters, cfg.routing
@@ -148,6 +160,8 @@ class Pipeline:
                 out.shrunk += 1
             if chainer is not None:
                 self._seal(page, start, tier, out.heads, heads or {})
+            elif self.org_stamp is not None:
+                page[start:] = stamp(bytes(page[start:]), *self.org_stamp)
             written.append(h)
             page.append(10)
             lines += 1

@@ -71,13 +71,15 @@ def put(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 
 class Chainer:
-    """Seals records: stamps the stream, the next sequence number (where the schema keeps it) and,
-    after a key rotation, the key id; then appends the chain value."""
+    """Seals records: stamps the org, the stream, the next sequence number (where the schema keeps
+    them) and, after a key rotation, the key id; then appends the chain value."""
 
-    def __init__(self, key: ChainKey | None, seq_path: tuple[str, ...], org: str = "") -> None:
+    def __init__(self, key: ChainKey | None, seq_path: tuple[str, ...], org: str = "",
+                 org_path: tuple[str, ...] = ()) -> None:
         self.key = key
         self.seq_path = seq_path
         self.org = org
+        self.org_path = org_path
 
     def stream(self, tier: str) -> str:
         return f"{self.org}/{tier}" if self.org else tier
@@ -87,6 +89,8 @@ class Chainer:
         stream = self.stream(tier)
         seq = (head.seq if head is not None else 0) + 1
         doc = canonical.parse(line)
+        if self.org and self.org_path:
+            put(doc, self.org_path, self.org)
         put(doc, self.seq_path, seq)
         doc[STREAM_FIELD] = stream
         kid = self.key.kid if self.key is not None else ""

@@ -35,6 +35,7 @@ class SchemaSpec:
     protected: frozenset[str] = frozenset()  # top-level keys that shrinking never cuts
     id_field: str | None = None  # dotted path of the event id in a record (None: not known)
     seq_path: tuple[str, ...] = ("audit_seq",)  # where the chain's sequence number goes
+    org_path: tuple[str, ...] = ("genesys_org",)  # where the org's name goes (several orgs in one deployment)
 
 
 def event_type(event: AuditEvent) -> str:

@@ -185,5 +185,6 @@ SCHEMA = SchemaSpec(
     summary="Elastic Common Schema 8.x",
     protected=frozenset({"@timestamp", "event", "audit_tier"}),
     seq_path=("event", "sequence"),
+    org_path=("organization", "name"),
     id_field="event.id",
 )

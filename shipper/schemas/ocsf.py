@@ -274,5 +274,6 @@ SCHEMA = SchemaSpec(
         "time", "metadata", "class_uid", "category_uid", "activity_id", "type_uid", "severity_id", "audit_tier",
     }),
     seq_path=("metadata", "sequence"),
+    org_path=("metadata", "tenant_uid"),
     id_field="metadata.uid",
 )
