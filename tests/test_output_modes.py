@@ -18,7 +18,8 @@ FAST = {"requests_per_minute": 60000, "backoff_base": "0.02s", "backoff_max": "0
 
 def test_replay_writes_the_last_page_again_byte_for_byte(tmp_path: Path, simulator: Any) -> None:
     sim = simulator(events=450)
-    cfg = write_config(tmp_path, sim.url, poll={"page_size": 100}, rate_limit=FAST)
+    cfg = write_config(tmp_path, sim.url, poll={"page_size": 100}, rate_limit=FAST,
+                       output={"replay_on_start": None})  # the default: one page on stdout
     first = run_cli("run", "--once", "--config", str(cfg))
     assert first.returncode == 0, first.stderr.decode()[-2000:]
     lines = first.stdout.splitlines()
@@ -37,7 +38,8 @@ def test_replay_writes_the_last_page_again_byte_for_byte(tmp_path: Path, simulat
 
 def test_replay_is_skipped_when_the_api_answers_differently(tmp_path: Path, simulator: Any) -> None:
     sim = simulator(events=120)
-    cfg = write_config(tmp_path, sim.url, poll={"page_size": 100}, rate_limit=FAST)
+    cfg = write_config(tmp_path, sim.url, poll={"page_size": 100}, rate_limit=FAST,
+                       output={"replay_on_start": None})
     assert run_cli("run", "--once", "--config", str(cfg)).returncode == 0
     last = sim.store.events[-1]
     last.expanded = last.expanded.replace(b'"level":"', b'"level":"X')  # the API now says something else
@@ -54,7 +56,7 @@ def test_replay_can_be_turned_off_and_is_off_for_files(tmp_path: Path, simulator
     assert run_cli("run", "--once", "--config", str(cfg)).stdout == b""
     out = tmp_path / "audit.ndjson"
     (tmp_path / "f").mkdir()
-    cfg = write_config(tmp_path / "f", sim.url, rate_limit=FAST, output={"path": str(out)})
+    cfg = write_config(tmp_path / "f", sim.url, rate_limit=FAST, output={"path": str(out), "replay_on_start": None})
     assert run_cli("run", "--once", "--config", str(cfg)).returncode == 0
     assert run_cli("run", "--once", "--config", str(cfg)).returncode == 0
     assert len(out.read_bytes().splitlines()) == 120
