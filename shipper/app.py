@@ -21,6 +21,7 @@ from .output.sinks import RotatingFileSink, Sink, StdoutSink
 from .output.writer import Writer
 from .proof.chain import load_key
 from .sources import build_source
+from .store.etcd import Coordinator, EtcdStore
 from .store.file import FileStore
 from .telemetry.counters import Counters
 from .telemetry.progress import ProgressLine
@@ -52,7 +53,19 @@ def build_sink(cfg: Config, lifecycle: Lifecycle) -> Sink:
     return StdoutSink(lifecycle)
 
 
-def build_store(cfg: Config, state_path: str | None = None) -> FileStore:
+Store = FileStore | EtcdStore
+
+
+def build_coordinator(cfg: Config, org_names: list[str]) -> Coordinator | None:
+    """The etcd membership of this process, when the state lives in etcd (one for every org)."""
+    return Coordinator(cfg.state.etcd, org_names) if cfg.state.backend == "etcd" else None
+
+
+def build_store(cfg: Config, state_path: str | None = None, *, org: str = "",
+                coordinator: Coordinator | None = None) -> Store:
+    if state_path is None and cfg.state.backend == "etcd":
+        assert coordinator is not None, "an etcd store needs the process's coordinator"
+        return EtcdStore(coordinator, org)
     return FileStore(state_path or cfg.state.path)
 
 
@@ -65,16 +78,17 @@ class OrgRuntime:
     counters: Counters
     client: HttpClient
     tokens: TokenProvider
-    store: FileStore
+    store: Store
     engine: Engine
 
 
 def build_org(cfg: Config, lifecycle: Lifecycle, writer: Writer, *, name: str = "", state_path: str | None = None,
               progress: bool = False, clock: Callable[[], float] | None = None,
-              gate: AbstractContextManager[object] | None = None) -> OrgRuntime:
+              gate: AbstractContextManager[object] | None = None,
+              coordinator: Coordinator | None = None) -> OrgRuntime:
     counters = Counters()
     client, tokens = build_client(cfg, lifecycle, counters)
-    store = build_store(cfg, state_path)
+    store = build_store(cfg, state_path, org=name, coordinator=coordinator)
     server_clock = clock or client.server_now
     checkpoint = Checkpoint(store, counters, server_clock)
     reporter = ProgressLine() if progress and sys.stderr.isatty() else None

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 
 from . import __version__, logs
-from .commands import inspect, run, verify
+from .commands import inspect, run, state, verify
 from .config import parse_duration
 from .errors import EXIT_CONFIG, EXIT_RUNTIME, ShipperError
 from .lifecycle import Lifecycle
@@ -36,6 +36,7 @@ COMMANDS: dict[str, Command] = {
     "status": inspect.cmd_status,
     "services": inspect.cmd_services,
     "verify": verify.cmd_verify,
+    "migrate-state": state.cmd_migrate,
 }
 
 
@@ -103,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--config", "-c", metavar="FILE", help="the shipper's config: its state tells the last sequence "
                                                              "written per stream, so a missing tail is a gap too")
     ver.add_argument("--partial", action="store_true", help="the export may start after sequence 1 (SIEM retention)")
+    mig = sub.add_parser("migrate-state", parents=[common, cfg_arg],
+                         help="move the checkpoints from the state file into etcd, or back (collectors stopped)")
+    mig.add_argument("--to", choices=("etcd", "file"), required=True, help="where the state goes")
+    mig.add_argument("--org", metavar="NAME", help="only this org")
+    mig.add_argument("--force", action="store_true", help="replace a state the target already holds")
     return p
 
 

@@ -203,8 +203,44 @@ class RateLimitConfig(_Strict):
             raise ValueError("rate_limit.backoff_max must not be shorter than rate_limit.backoff_base")
 
 
+STATE_BACKENDS = ("file", "etcd")
+
+
+class EtcdConfig(_Strict):
+    """Where several collectors keep their checkpoints and elect one leader per org."""
+
+    endpoints: list[str] = msgspec.field(default_factory=lambda: ["http://127.0.0.1:2379"])
+    prefix: str = "/genesys-audit-shipper/"
+    lease_ttl: Duration = Duration(15)
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    timeout: Duration = Duration(5)
+
+    def __post_init__(self) -> None:
+        if not self.endpoints:
+            raise ValueError("state.etcd.endpoints is empty: give at least one, e.g. https://etcd-1:2379")
+        if not 2 <= self.lease_ttl <= 300:
+            raise ValueError("state.etcd.lease_ttl must be between 2s and 300s, e.g. 15s")
+        _positive("state.etcd.timeout", self.timeout, "5s")
+        if not self.prefix.startswith("/") or "\0" in self.prefix:
+            raise ValueError("state.etcd.prefix must start with /, e.g. /genesys-audit-shipper/")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("state.etcd.cert_file and state.etcd.key_file go together (client TLS)")
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("state.etcd.username and state.etcd.password_file go together")
+
+
 class StateConfig(_Strict):
+    backend: str = "file"
     path: str = "genesys-audit-state.json"
+    etcd: EtcdConfig = msgspec.field(default_factory=EtcdConfig)
+
+    def __post_init__(self) -> None:
+        if self.backend not in STATE_BACKENDS:
+            raise ValueError(f"state.backend {self.backend!r} is unknown: use one of {', '.join(STATE_BACKENDS)}")
 
 
 CHAIN_MODES = ("sha256", "hmac-sha256", "off")
@@ -374,6 +410,9 @@ def validate(data: dict[str, Any], source: str = "config", prefix: str = "") -> 
                   loopback_http=False)
     if cfg.output.http:
         check_url(prefix + "output.http.url", cfg.output.http.url)
+    if cfg.state.backend == "etcd":
+        for i, endpoint in enumerate(cfg.state.etcd.endpoints):
+            check_url(f"{prefix}state.etcd.endpoints[{i}]", endpoint)
     return cfg
 
 

@@ -26,7 +26,8 @@ from .errors import ConfigError
 ORG_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
 SECTIONS = ("genesys", "poll", "rate_limit", "state", "output", "filters", "routing", "metrics")
 # One writer and one metrics file serve every org: these stay top-level.
-SHARED_KEYS = {"output": ("path", "http", "rotate_bytes", "keep_files"), "metrics": ("textfile", "stats_interval")}
+SHARED_KEYS = {"output": ("path", "http", "rotate_bytes", "keep_files"), "metrics": ("textfile", "stats_interval"),
+               "state": ("backend", "etcd")}
 MAX_PARALLEL_DEFAULT = 8
 
 
@@ -42,6 +43,11 @@ class Deployment:
     orgs: list[Org]
     max_parallel: int
     named: bool  # the config lists `orgs:`
+
+    @property
+    def org_names(self) -> list[str]:
+        """Every org's name as the state backends key it ("default" for the one unnamed org)."""
+        return [o.name or "default" for o in self.orgs]
 
     def org(self, name: str | None) -> list[Org]:
         """Every org, or the one called `name` (ConfigError when there is none)."""
@@ -102,7 +108,8 @@ def deployment_from_mapping(data: Any, source: str = "config", env: dict[str, st
         cfg = validate(merged, source, f"{where}.")
         _check_credentials(cfg, f"{source}: {where}.")
         orgs.append(Org(name, cfg))
-    _distinct_states(orgs, source)
+    if defaults.state.backend == "file":
+        _distinct_states(orgs, source)
     default_parallel = min(len(orgs), MAX_PARALLEL_DEFAULT)
     if parallel is not None and (not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1):
         raise ConfigError(f"{source}: max_parallel_orgs must be a whole number from 1, e.g. {default_parallel}")

@@ -3,37 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import msgspec
 
-from ..app import build_client, build_store
+from ..app import Store, build_client
 from ..config import Config
 from ..core.ledger import fold, unpack_seen
-from ..errors import ApiError, AuthError, ConfigError, LockHeldError, ShipperError, StateError
+from ..errors import ApiError, AuthError, LockHeldError, ShipperError, StateError
 from ..lifecycle import Lifecycle
 from ..models import ServiceMapping, format_ms
 from ..orgs import load_deployment
 from ..sources import SOURCES, build_source
 from ..store import State
+from ..store.etcd import EtcdStore
 from ..store.file import FileStore
+from .report import emit, step
+from .state import check_etcd, etcd_status, reader, store_of
 
 MAX_SKEW_S = 60.0
-
-
-def emit(text: str) -> None:
-    """One line of a command's report on stdout."""
-    if sys.stdout is None:  # started with stdout closed (`>&-`)
-        raise ConfigError("stdout is closed: run the command with stdout open to read its report")
-    print(text, flush=True)
-
-
-def _step(name: str, ok: bool, detail: str) -> bool:
-    emit(f"{'ok  ' if ok else 'FAIL'}  {name}: {detail}")
-    return ok
 
 
 def _check_api(cfg: Config, lifecycle: Lifecycle) -> tuple[bool, str | None]:
@@ -43,57 +33,61 @@ def _check_api(cfg: Config, lifecycle: Lifecycle) -> tuple[bool, str | None]:
     try:
         tokens.check()
     except AuthError as exc:
-        return _step("token", False, str(exc).split(": ", 1)[-1]), client.last_server_date
+        return step("token", False, str(exc).split(": ", 1)[-1]), client.last_server_date
     except ShipperError as exc:
-        return _step("token", False, f"login service unreachable or failing: {exc}"), client.last_server_date
-    _step("token", True, "client credentials accepted")
+        return step("token", False, f"login service unreachable or failing: {exc}"), client.last_server_date
+    step("token", True, "client credentials accepted")
     try:
         got = build_source(cfg, client).probe()
-        _step("permission", True, f"audit query works ({got} event(s) in the last hour)")
+        step("permission", True, f"audit query works ({got} event(s) in the last hour)")
     except ApiError as exc:
         if exc.status == 403:
-            ok = _step("permission", False, "403: the OAuth client's role lacks audits:audit:view; add it")
+            ok = step("permission", False, "403: the OAuth client's role lacks audits:audit:view; add it")
         else:
-            ok = _step("permission", False, str(exc))
+            ok = step("permission", False, str(exc))
     return ok, client.last_server_date
 
 
-def _check_state(store: FileStore) -> bool:
+def _check_state(cfg: Config, store: Store) -> bool:
+    if cfg.state.backend == "etcd":
+        return step("state", *check_etcd(cfg))
+    assert isinstance(store, FileStore)
     try:
         stored = store.load()
         where = "no state yet (first run starts at poll.start_from)" if stored is None else "readable"
         where += ", lock held by a running instance" if store.is_locked_elsewhere() else ", lock free"
         if store.writable():
-            return _step("state", True, f"{store.path}: {where}")
-        return _step("state", False, f"{store.path}: {where}, but this user cannot write it or its lock; "
+            return step("state", True, f"{store.path}: {where}")
+        return step("state", False, f"{store.path}: {where}, but this user cannot write it or its lock; "
                      "run as the daemon's user or fix the directory's owner")
     except (StateError, LockHeldError) as exc:
-        return _step("state", False, str(exc))
+        return step("state", False, str(exc))
 
 
 def _check_clock(server_date: str | None) -> bool:
     if not server_date:
-        return _step("clock", False, "no answer from the server to compare clocks with")
+        return step("clock", False, "no answer from the server to compare clocks with")
     try:
         skew = time.time() - parsedate_to_datetime(server_date).timestamp()
     except (TypeError, ValueError, IndexError):
-        return _step("clock", False, "cannot parse the server's Date header")
+        return step("clock", False, "cannot parse the server's Date header")
     good = abs(skew) <= MAX_SKEW_S
-    return _step("clock", good, f"skew {skew:+.1f}s against the server's Date header"
+    return step("clock", good, f"skew {skew:+.1f}s against the server's Date header"
                  + ("" if good else f" (more than {MAX_SKEW_S:.0f}s: fix NTP on this host)"))
 
 
 def cmd_check(args: argparse.Namespace, lifecycle: Lifecycle) -> int:
     dep = load_deployment(args.config)
+    co = reader(dep)
     ok = True
     for org in dep.org(args.org):
         cfg = org.cfg
         if dep.named:
             emit(f"-- org {org.name}")
-        _step("config", True, f"{args.config} (api {cfg.api_base}, login {cfg.login_base}, source {cfg.genesys.api})")
+        step("config", True, f"{args.config} (api {cfg.api_base}, login {cfg.login_base}, source {cfg.genesys.api})")
         api_ok, server_date = _check_api(cfg, lifecycle)
         ok &= api_ok
-        ok &= _check_state(build_store(cfg))
+        ok &= _check_state(cfg, store_of(cfg, org.name, co))
         ok &= _check_clock(server_date)
     return 0 if ok else 1
 
@@ -102,10 +96,12 @@ def _iso_ms(ms: int | None) -> str | None:
     return format_ms(ms) if ms is not None else None
 
 
-def status_doc(store: FileStore) -> dict[str, Any]:
+def status_doc(store: Store) -> dict[str, Any]:
     stored = store.load()
     state: State | None = fold(stored, store.where) if stored is not None else None
     doc: dict[str, Any] = {"state_file": store.where, "locked_by_other_instance": store.is_locked_elsewhere()}
+    if isinstance(store, EtcdStore):
+        doc.update(etcd_status(store))
     if state is None or state.frontier_ms is None:
         doc.update(position=None, lag_seconds=None, note="no state yet: the first run starts at poll.start_from")
         return doc
@@ -136,7 +132,8 @@ STATUS_COLUMNS = ("org", "position", "lag_seconds", "events_emitted", "quarantin
 
 def cmd_status(args: argparse.Namespace, lifecycle: Lifecycle) -> int:
     dep = load_deployment(args.config)
-    docs = [{"org": org.name, **status_doc(build_store(org.cfg))} for org in dep.org(args.org)]
+    co = reader(dep)
+    docs = [{"org": org.name, **status_doc(store_of(org.cfg, org.name, co))} for org in dep.org(args.org)]
     if not dep.named:
         doc = docs[0]
         doc.pop("org")
@@ -149,9 +146,10 @@ def cmd_status(args: argparse.Namespace, lifecycle: Lifecycle) -> int:
     if args.json:
         emit(msgspec.json.encode(docs).decode())
         return 0
-    rows = [[str("-" if d.get(c) is None else d.get(c)) for c in STATUS_COLUMNS] for d in docs]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(STATUS_COLUMNS)]
-    emit("  ".join(c.replace("_", " ").ljust(w) for c, w in zip(STATUS_COLUMNS, widths, strict=True)).rstrip())
+    columns = STATUS_COLUMNS + (("leader", "leader_lease_seconds_left") if "members" in docs[0] else ())
+    rows = [[str("-" if d.get(c) is None else d.get(c)) for c in columns] for d in docs]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    emit("  ".join(c.replace("_", " ").ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for r in rows:
         emit("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
     return 0

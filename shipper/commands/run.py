@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import logs
-from ..app import OrgRuntime, build_org, build_sink
+from ..app import OrgRuntime, build_coordinator, build_org, build_sink
 from ..config import resolve_start
 from ..core.supervisor import OrgJob, run_orgs, summarize
 from ..errors import ConfigError
@@ -33,15 +33,18 @@ def _ship(dep: Deployment, orgs: list[Org], lifecycle: Lifecycle, work: Work, *,
     writer = Writer(build_sink(dep.defaults, lifecycle), lifecycle)
     gate = threading.BoundedSemaphore(dep.max_parallel)
     runtimes: list[OrgRuntime] = []
+    shared = dep.defaults.state.backend == "etcd" and state_path(orgs[0]) is None
+    coordinator = build_coordinator(dep.defaults, dep.org_names) if shared else None
     try:
         for org in orgs:
             runtimes.append(build_org(org.cfg, lifecycle, writer, name=org.name, state_path=state_path(org),
-                                      progress=not dep.named, gate=gate))
+                                      progress=not dep.named, gate=gate, coordinator=coordinator))
         jobs = [OrgJob(rt.name, rt.engine, rt.store.acquire, rt.store.release,
-                       lambda rt=rt: rt.engine.load(start_ms), work(rt)) for rt in runtimes]
+                       lambda rt=rt: rt.engine.load(start_ms), work(rt),
+                       getattr(rt.store, "standby_s", float(rt.cfg.poll.interval))) for rt in runtimes]
         metrics = Metrics({rt.name: rt.counters for rt in runtimes}, dep.defaults.metrics.textfile,
                           dep.defaults.metrics.stats_interval)
-        outcomes = run_orgs(jobs, lifecycle, once=once, named=dep.named, tick=metrics.maybe_report)
+        outcomes = run_orgs(jobs, lifecycle, once=once, named=dep.named, shared=shared, tick=metrics.maybe_report)
         metrics.flush()
         summarize(outcomes, dep.named)
         return 0
@@ -50,6 +53,8 @@ def _ship(dep: Deployment, orgs: list[Org], lifecycle: Lifecycle, work: Work, *,
         for rt in runtimes:
             rt.store.release()
             rt.client.close()
+        if coordinator is not None:
+            coordinator.stop()
 
 
 def cmd_run(args: argparse.Namespace, lifecycle: Lifecycle) -> int:

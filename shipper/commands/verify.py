@@ -17,7 +17,7 @@ from ..lifecycle import Lifecycle
 from ..orgs import load_deployment
 from ..proof.chain import ChainKey, load_key
 from ..proof.verify import Sorter, StreamReport, check, digest_all
-from .inspect import emit
+from .report import emit
 
 EXIT_NOT_PROVEN = 1
 EXIT_UNREADABLE = 2

@@ -235,6 +235,7 @@ class Engine:
     def cycle(self) -> None:
         """Re-read what reached the late window's age, then catch up to now minus settle_delay."""
         poll = self.cfg.poll
+        self.checkpoint.store.ensure_active()  # an org handed over, or a lease lost, stops here
         self._ensure_clock()
         now_ms = int(self.clock() * 1000)
         ledger = self.ledger

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import logs
-from ..errors import Interrupted, LockHeldError, OutputClosed, ShipperError
+from ..errors import Interrupted, LeadershipLost, LockHeldError, OutputClosed, ShipperError
 from ..lifecycle import Lifecycle
+from ..store.etcd_gateway import EtcdUnavailable
 from .engine import Engine
 
 FIRST_BACKOFF_S = 5.0
@@ -48,6 +49,7 @@ class OrgJob:
     release: Callable[[], None]
     load: Callable[[], None]
     work: Callable[[], None]
+    standby_s: float  # how often a collector that does not lead the org tries again
 
 
 class OrgWorker:
@@ -75,9 +77,16 @@ class OrgWorker:
                     self.outcome.error = exc
                     return
                 if not told_locked:
-                    logs.error("org skipped: another process holds its lock; standing by", org=self.job.name)
+                    logs.info("standing by: another process leads this org", reason=str(exc))
                     told_locked = True
-                wait = float(self.job.engine.cfg.poll.interval)
+                wait = self.job.standby_s
+            except (LeadershipLost, EtcdUnavailable) as exc:
+                self._stop_holding()
+                if self.once:
+                    self.outcome.error = exc
+                    return
+                logs.warning("not leading this org any more; writing nothing for it, standing by", reason=str(exc))
+                told_locked, wait = True, self.job.standby_s
             except ShipperError as exc:
                 self.outcome.error = exc
                 if self.once:
@@ -104,11 +113,12 @@ class OrgWorker:
         self._stop_holding()
 
 
-def run_orgs(jobs: list[OrgJob], lifecycle: Lifecycle, *, once: bool, named: bool,
+def run_orgs(jobs: list[OrgJob], lifecycle: Lifecycle, *, once: bool, named: bool, shared: bool,
              tick: Callable[[], None]) -> list[Outcome]:
-    """Run every org until stopped (or once); each outcome says how its org ended."""
-    workers = [OrgWorker(job, lifecycle, once, retry_lock=named) for job in jobs]
-    if named and not once:
+    """Run every org until stopped (or once); each outcome says how its org ended. With `shared`
+    state (etcd), collectors that do not lead an org stand by for it."""
+    workers = [OrgWorker(job, lifecycle, once, retry_lock=named or shared) for job in jobs]
+    if named and not once and not shared:
         _stand_by_all_locked(workers)
     results = lifecycle.run_workers({w.job.name or "default": w.run for w in workers}, tick=tick)
     for w in workers:
