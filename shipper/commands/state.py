@@ -15,6 +15,7 @@ from ..lifecycle import Lifecycle
 from ..orgs import Deployment, load_deployment
 from ..store.etcd import Coordinator, EtcdStore
 from ..store.etcd_gateway import EtcdUnavailable, delete, put
+from ..store.file import FileStore
 from .report import emit
 
 
@@ -55,7 +56,7 @@ def cmd_migrate(args: argparse.Namespace, lifecycle: Lifecycle) -> int:
     try:
         for org in dep.org(args.org):
             name = org.name or "default"
-            file_store = build_store(org.cfg)
+            file_store = FileStore(org.cfg.state.path)
             etcd_store = EtcdStore(co, org.name)
             source, target = (file_store, etcd_store) if args.to == "etcd" else (etcd_store, file_store)
             _migrate(name, source, target, args.force)
