@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import importlib
 import os
 import sys
 from collections.abc import Callable
+from typing import cast
 
 from . import __version__, logs
-from .commands import inspect, run, state, verify
 from .config import parse_duration
 from .errors import EXIT_CONFIG, EXIT_RUNTIME, ShipperError
 from .lifecycle import Lifecycle
@@ -28,16 +29,23 @@ Events go to stdout as NDJSON; logs go to stderr (JSON lines unless stderr is a 
 """
 LEVELS = ("debug", "info", "warning", "error")
 Command = Callable[[argparse.Namespace, Lifecycle], int]
-COMMANDS: dict[str, Command] = {
-    "run": run.cmd_run,
-    "demo": run.cmd_demo,
-    "backfill": run.cmd_backfill,
-    "check": inspect.cmd_check,
-    "status": inspect.cmd_status,
-    "services": inspect.cmd_services,
-    "verify": verify.cmd_verify,
-    "migrate-state": state.cmd_migrate,
+# Each verb's module is imported when the verb runs: `run` need not load the simulator (demo),
+# multiprocessing (verify) or an etcd client, and its start-up stays small.
+COMMANDS: dict[str, str] = {
+    "run": "shipper.commands.run:cmd_run",
+    "demo": "shipper.commands.demo:cmd_demo",
+    "backfill": "shipper.commands.run:cmd_backfill",
+    "check": "shipper.commands.inspect:cmd_check",
+    "status": "shipper.commands.inspect:cmd_status",
+    "services": "shipper.commands.inspect:cmd_services",
+    "verify": "shipper.commands.verify:cmd_verify",
+    "migrate-state": "shipper.commands.state:cmd_migrate",
 }
+
+
+def command(verb: str) -> Command:
+    module, _, name = COMMANDS[verb].partition(":")
+    return cast(Command, getattr(importlib.import_module(module), name))
 
 
 def _duration(text: str) -> float:
@@ -126,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup_logging(args.log_level)
     try:
-        code = COMMANDS[args.verb](args, lifecycle)
+        code = command(args.verb)(args, lifecycle)
     except ShipperError as exc:
         logs.fatal(str(exc), exc.exit_code)
         code = exc.exit_code

@@ -158,17 +158,20 @@ class PollConfig(_Strict):
     start_from: StartFrom = StartFrom("24h")
     interval: Duration = Duration(60)
     settle_delay: Duration = Duration(30)
-    page_size: int = 100
+    page_size: int = 500  # the API's maximum
     late_window: Duration = Duration(1800)
     health_interval: Duration = Duration(86400)
     retention: Duration = Duration(365 * 86400)
     max_window: Duration = Duration(31 * 86400)
     query_timeout: Duration = Duration(600)
     cursor_page_size: int = 100
+    tail: str = "realtime"  # audits-query: how short recent windows are read (realtime | query)
 
     def __post_init__(self) -> None:
         if not 1 <= self.page_size <= 500:
             raise ValueError(f"poll.page_size {self.page_size} is out of range: use 1 to 500")
+        if self.tail not in ("realtime", "query"):
+            raise ValueError(f"poll.tail {self.tail!r} is unknown: use realtime or query")
         if not 1 <= self.cursor_page_size <= 100:
             raise ValueError(
                 f"poll.cursor_page_size {self.cursor_page_size} is out of range: use 1 to 100 (the guide says 50-100)"

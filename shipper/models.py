@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from . import logs
+from .proof.canonical import canonical_number
 
 
 # gc=False: decoded events never form reference cycles, so the collector need not track them.
@@ -56,7 +57,7 @@ class AuditEvent(msgspec.Struct, gc=False):
     application: str | None = None
     transactionInitiator: bool | None = None  # noqa: N815
     initiatingAction: InitiatingAction | None = None  # noqa: N815
-    entityChanges: list[msgspec.Raw] = []  # noqa: N815 - can be large: kept raw
+    entityChanges: list[Any] = []  # noqa: N815
     propertyChanges: list[PropertyChange] = []  # noqa: N815
     context: dict[str, Any] | None = None
     # The guide's events-cursor shape (see sources/events_cursor.py); the real API has neither.
@@ -184,7 +185,9 @@ def event_time_ms(date: str) -> int:
         raise InvalidEvent(f"bad eventDate {date[:40]!r}") from None
 
 
-_DECODERS = {False: msgspec.json.Decoder(AuditEvent), True: msgspec.json.Decoder(SlimEvent)}
+# Numbers with a fraction are kept in RFC 8785's form, so a record embedding them is canonical.
+_DECODERS = {False: msgspec.json.Decoder(AuditEvent, float_hook=canonical_number),
+             True: msgspec.json.Decoder(SlimEvent)}
 
 
 Decoded = tuple[AuditEvent, int]  # the event (a SlimEvent when slim) and its time in epoch ms

@@ -26,7 +26,8 @@ def write_config(tmp: Path, sim_url: str, **sections: dict[str, Any]) -> Path:
     cfg: dict[str, Any] = {
         "genesys": {"api_url": sim_url, "login_url": sim_url, "client_id": DEFAULT_CLIENT_ID,
                     "client_secret": DEFAULT_CLIENT_SECRET},
-        "poll": {"start_from": "8h", "interval": "1s", "settle_delay": "1s", "late_window": "30s"},
+        # Pages of 100 (the default is the API's 500): several pages even in small tests.
+        "poll": {"start_from": "8h", "interval": "1s", "settle_delay": "1s", "late_window": "30s", "page_size": 100},
         "rate_limit": {"requests_per_minute": 6000, "backoff_base": "0.05s", "backoff_max": "1s"},
         "state": {"path": str(tmp / "state.json")},
         # Tests of other things expect a rerun to print only what is new: the replay at start

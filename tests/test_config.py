@@ -16,7 +16,8 @@ def test_defaults_and_region_hosts() -> None:
     cfg = config_from_mapping({"genesys": {"region": "eu-central-1"}})
     assert cfg.api_base == "https://api.mypurecloud.de"
     assert cfg.login_base == "https://login.mypurecloud.de"
-    assert cfg.poll.page_size == 100 and cfg.poll.interval == 60 and cfg.poll.late_window == 1800
+    assert cfg.poll.page_size == 500 and cfg.poll.tail == "realtime"
+    assert cfg.poll.interval == 60 and cfg.poll.late_window == 1800
     assert cfg.rate_limit.requests_per_minute == 300
     assert cfg.genesys.token_refresh_margin == 500
     assert cfg.output.schema == "siem"

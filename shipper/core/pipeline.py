@@ -16,9 +16,11 @@ import msgspec
 from ..errors import ConfigError
 from ..filters import make_filter, make_reducer, make_tiering, reduce_payload
 from ..models import AuditEvent, InvalidEvent, event_decoder
-from ..output.encoder import LineEncoder, shrink_line
-from ..proof.chain import CHAIN_PROTECTED, RESERVE_BYTES, Chainer, ChainKey, put
+from ..output.encoder import LineEncoder
+from ..proof import canonical
+from ..proof.chain import CHAIN_PROTECTED, RESERVE_BYTES, Chainer, ChainKey
 from ..schemas import SCHEMAS
+from ..schemas.common import UNSET, Stamp
 from ..store import ChainHead
 from .ledger import id_hash
 
@@ -55,16 +57,6 @@ def _reduced(event: AuditEvent, raw: msgspec.Raw, keep: list[str]) -> tuple[Audi
     return msgspec.json.decode(small, type=AuditEvent), small
 
 
-def stamp(line: bytes, org: str, path: tuple[str, ...]) -> bytes:
-    """The record with the org's name added where its schema keeps it (chain off: the sealing
-    stamps it otherwise)."""
-    if len(path) == 1 and line.endswith(b"}") and line != b"{}":
-        return line[:-1] + b',"' + path[0].encode() + b'":' + msgspec.json.encode(org) + b"}"
-    doc = msgspec.json.decode(line)
-    put(doc, path, org)
-    return msgspec.json.encode(doc)
-
-
 def _quarantine_key(raw: msgspec.Raw) -> int:
     return id_hash(bytes(raw).decode("utf-8", "replace"))
 
@@ -74,6 +66,7 @@ class Pipeline:
 
     def __init__(self, cfg: Config, key: ChainKey | None = None, org: str = "") -> None:
         spec = SCHEMAS[cfg.output.schema]
+        self.spec = spec
         self.mapper = spec.build(cfg)
         self.slim = spec.slim
         self.chainer: Chainer | None = None
@@ -81,11 +74,9 @@ class Pipeline:
         if cfg.output.chain != "off":
             if cfg.output.chain == "hmac-sha256" and key is None:
                 raise ConfigError("output.chain is hmac-sha256: the key of output.chain_key_file is needed")
-            self.chainer = Chainer(key if cfg.output.chain == "hmac-sha256" else None, spec.seq_path, org,
-                                   spec.org_path)
+            self.chainer = Chainer(key if cfg.output.chain == "hmac-sha256" else None, org)
             limit -= RESERVE_BYTES  # room for the chain fields
-        self.max_line_bytes = cfg.output.max_line_bytes
-        self.org_stamp = (org, spec.org_path) if org and self.chainer is None else None
+        self.org_stamp = Stamp(org=org) if org and self.chainer is None else None
         self.encoder = LineEncoder(limit, spec.protected | CHAIN_PROTECTED)
         # Hooks nobody configured cost nothing per event.
         filters, routing = cfg.filters, cfg.routing
@@ -148,37 +139,43 @@ class Pipeline:
             try:
                 if reduce_for is not None and (paths := reduce_for(event)) is not None:
                     event, raw = _reduced(event, raw, paths)
-                encode_into(mapper(event, raw, tier), page, -1)  # appended in place: no per-line bytes
+                if chainer is not None:
+                    page += self._sealed(event, raw, tier, out, heads or {})  # sized before sealing
+                else:
+                    record = mapper(event, raw, tier)
+                    if self.org_stamp is not None:
+                        record = self.spec.stamp(record, self.org_stamp)
+                    encode_into(record, page, -1)  # appended in place: no per-line bytes
             except (ValueError, TypeError, msgspec.EncodeError, RecursionError) as exc:
                 del page[start:]
                 quarantined.append((bytes(raw), f"cannot map: {type(exc).__name__}: {str(exc)[:200]}"))
                 continue
-            if len(page) - start > too_long:
+            if chainer is None and len(page) - start > too_long:
                 line = self.encoder.fit(bytes(page[start:]))
                 del page[start:]
                 page += line
                 out.shrunk += 1
-            if chainer is not None:
-                self._seal(page, start, tier, out.heads, heads or {})
-            elif self.org_stamp is not None:
-                page[start:] = stamp(bytes(page[start:]), *self.org_stamp)
             written.append(h)
             page.append(10)
             lines += 1
         out.lines, out.first_ms, out.last_ms, out.fresh = lines, first, last, len(met) - before
         return out
 
-    def _seal(self, page: bytearray, start: int, tier: str, new_heads: dict[str, ChainHead],
-              heads: Mapping[str, ChainHead]) -> None:
-        """Replace the line at `start` with its sealed form, which continues its stream's chain."""
+    def _sealed(self, event: Any, raw: msgspec.Raw, tier: str, out: PageOut,
+                heads: Mapping[str, ChainHead]) -> bytes:
+        """The record as a sealed line: stamped, in canonical JSON, its stream's chain continued."""
         assert self.chainer is not None
-        line = bytes(page[start:])
-        del page[start:]
-        stream = self.chainer.stream(tier)
-        head = new_heads.get(stream) or heads.get(stream)
-        sealed, new_head = self.chainer.seal(line, tier, head)
-        if len(sealed) >= self.max_line_bytes:  # canonical JSON came out longer (escapes): cut a bit more
-            tighter = self.encoder.max_line_bytes - (len(sealed) - self.max_line_bytes) - 64
-            sealed, new_head = self.chainer.seal(shrink_line(line, tighter, self.encoder.protect), tier, head)
-        new_heads[stream] = new_head
-        page += sealed
+        spec, stream = self.spec, self.chainer.stream(tier)
+        head = out.heads.get(stream) or heads.get(stream)
+        stamp = self.chainer.stamp(tier, head)
+        original = canonical.payload(raw) if spec.embeds_event else raw
+        record = spec.stamp(self.mapper(event, original, tier), stamp)
+        if spec.typed and event.data is UNSET and not canonical.sort_matters(raw):
+            body = canonical.fast(record)  # typed all the way down: msgspec writes it canonical
+        else:
+            body = canonical.canonical(self.encoder.raw_encode(record))
+        if len(body) > self.encoder.max_line_bytes - 1:
+            body = canonical.canonical(self.encoder.fit(body))
+            out.shrunk += 1
+        line, out.heads[stream] = self.chainer.seal(body, stamp, head)
+        return line

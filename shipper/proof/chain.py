@@ -14,19 +14,18 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..config import read_regular_file
 from ..errors import ConfigError
+from ..schemas.common import Stamp
 from ..store import ChainHead
-from . import canonical
 
 GENESIS = bytes(32)
 CHAIN_FIELD = "audit_chain"
 STREAM_FIELD = "audit_stream"
 KEY_ID_FIELD = "audit_key_id"
 SEQ_FIELD = "audit_seq"
-CHAIN_PROTECTED = frozenset({SEQ_FIELD, STREAM_FIELD, KEY_ID_FIELD})  # shrinking never cuts them
+CHAIN_PROTECTED = frozenset({SEQ_FIELD, STREAM_FIELD, KEY_ID_FIELD, "genesys_org"})  # shrinking never cuts them
 MIN_KEY_BYTES = 16
 # The sealed line grows by `,"audit_chain":"<64 hex>"`, the stream, sequence and key id: the
 # encoder keeps this much room below output.max_line_bytes when chaining.
@@ -61,43 +60,27 @@ def link(prev: bytes, digest: bytes, key: bytes | None) -> bytes:
     return hmac.digest(key, prev + digest, "sha256")
 
 
-def put(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for part in path[:-1]:
-        node = doc.get(part)
-        if not isinstance(node, dict):
-            node = doc[part] = {}
-        doc = node
-    doc[path[-1]] = value
-
-
 class Chainer:
-    """Seals records: stamps the org, the stream, the next sequence number (where the schema keeps
-    them) and, after a key rotation, the key id; then appends the chain value."""
+    """Numbers the records of each stream and seals them with the chain value."""
 
-    def __init__(self, key: ChainKey | None, seq_path: tuple[str, ...], org: str = "",
-                 org_path: tuple[str, ...] = ()) -> None:
+    def __init__(self, key: ChainKey | None, org: str = "") -> None:
         self.key = key
-        self.seq_path = seq_path
         self.org = org
-        self.org_path = org_path
 
     def stream(self, tier: str) -> str:
         return f"{self.org}/{tier}" if self.org else tier
 
-    def seal(self, line: bytes, tier: str, head: ChainHead | None) -> tuple[bytes, ChainHead]:
-        """The sealed line (canonical JSON plus `audit_chain`) and the stream's new head."""
-        stream = self.stream(tier)
-        seq = (head.seq if head is not None else 0) + 1
-        doc = canonical.parse(line)
-        if self.org and self.org_path:
-            put(doc, self.org_path, self.org)
-        put(doc, self.seq_path, seq)
-        doc[STREAM_FIELD] = stream
+    def stamp(self, tier: str, head: ChainHead | None) -> Stamp:
+        """The next record's stamp: its stream, sequence, org and, after a key rotation, key id."""
         kid = self.key.kid if self.key is not None else ""
-        if kid and (head is None or head.key_id != kid):
-            doc[KEY_ID_FIELD] = kid  # the first record under a new key names it
-        body = canonical.encode(doc, line)
+        rotated = kid and (head is None or head.key_id != kid)
+        return Stamp(seq=(head.seq if head is not None else 0) + 1, stream=self.stream(tier),
+                     key_id=kid if rotated else "", org=self.org)
+
+    def seal(self, body: bytes, stamp: Stamp, head: ChainHead | None) -> tuple[bytes, ChainHead]:
+        """The sealed line (the canonical `body` plus `audit_chain`) and the stream's new head."""
+        assert stamp.seq is not None
         value = link(head.value if head is not None else GENESIS, hashlib.sha256(body).digest(),
                      self.key.key if self.key is not None else None)
         sealed = body[:-1] + b',"' + CHAIN_FIELD.encode() + b'":"' + value.hex().encode() + b'"}'
-        return sealed, ChainHead(seq, value, kid)
+        return sealed, ChainHead(stamp.seq, value, self.key.kid if self.key is not None else "")

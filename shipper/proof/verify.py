@@ -14,6 +14,7 @@ import hashlib
 import heapq
 import multiprocessing
 import os
+import signal
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -303,9 +304,20 @@ def digest_all(lines: Iterator[tuple[str, int, bytes]], drop: tuple[str, ...], s
             bad += errors
             foreign += other
         return bad, foreign
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_default_signals)
+    try:
         for packed, errors, other in pool.imap(digest_batch, batches(lines, drop), chunksize=1):
             sorter.add(packed)
             bad += errors
             foreign += other
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
     return bad, foreign
+
+
+def _default_signals() -> None:
+    """A worker process ends on SIGTERM (the pool's way to stop it), unlike the shipper."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)

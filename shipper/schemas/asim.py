@@ -26,9 +26,11 @@ from .common import (
     READ,
     REMOVE,
     ROLE,
+    UNSET,
     UPDATE,
     Mapper,
     SchemaSpec,
+    Unset,
     action_verb,
     dvc_name,
     event_type,
@@ -81,8 +83,12 @@ class AsimRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     SrcIpAddr: str | None = None
     TargetAppName: str | None = None
     TargetAppType: str | None = None
-    AdditionalFields: msgspec.Raw
+    AdditionalFields: Any  # the original event
     audit_tier: str
+    audit_seq: int | Unset = UNSET
+    audit_stream: str | Unset = UNSET
+    audit_key_id: str | Unset = UNSET
+    genesys_org: str | Unset = UNSET
 
 
 def object_type(entity_type: str | None) -> str:
@@ -107,7 +113,7 @@ def as_text(values: list[Any]) -> str | None:
 def build(cfg: Config) -> Mapper:
     dvc = dvc_name(cfg)
 
-    def to_asim(event: AuditEvent, raw: msgspec.Raw, tier: str) -> AsimRecord:
+    def to_asim(event: AuditEvent, raw: Any, tier: str) -> AsimRecord:
         user, entity, msg = event.user, event.entity, event.message
         status = (event.status or "").upper()
         old = new = None
@@ -159,6 +165,7 @@ SCHEMA = SchemaSpec(
     name="asim",
     build=build,
     summary="Microsoft Sentinel ASIM AuditEvent",
+    embeds_event=True,
     protected=frozenset({
         "EventOriginalUid", "TimeGenerated", "EventStartTime", "EventEndTime", "EventType", "EventResult",
         "EventSchema", "EventSchemaVersion", "EventProduct", "EventVendor", "audit_tier",

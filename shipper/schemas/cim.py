@@ -11,7 +11,7 @@ ISO-8601 eventDate; the whole original event is under `genesys`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -25,11 +25,14 @@ from .common import (
     READ,
     REMOVE,
     ROLE,
+    UNSET,
     USER,
     Mapper,
     SchemaSpec,
+    Unset,
     action_verb,
     dvc_name,
+    epoch_seconds,
     event_type,
     identity_kind,
     outcome,
@@ -44,7 +47,7 @@ _PERMISSION_KINDS = frozenset({ROLE, GRANT})
 
 
 class CimRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
-    _time: float
+    _time: msgspec.Raw  # epoch seconds, written as RFC 8785 writes the number
     time: str
     id: str
     action: str
@@ -66,8 +69,12 @@ class CimRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     result: str | None = None
     dvc: str
     vendor_product: str
-    genesys: msgspec.Raw
+    genesys: Any  # the original event
     audit_tier: str
+    audit_seq: int | Unset = UNSET
+    audit_stream: str | Unset = UNSET
+    audit_key_id: str | Unset = UNSET
+    genesys_org: str | Unset = UNSET
 
 
 def cim_action(verb: str, kind: str | None) -> str:
@@ -83,7 +90,7 @@ def cim_action(verb: str, kind: str | None) -> str:
 def build(cfg: Config) -> Mapper:
     dvc = dvc_name(cfg)
 
-    def to_cim(event: AuditEvent, raw: msgspec.Raw, tier: str) -> CimRecord:
+    def to_cim(event: AuditEvent, raw: Any, tier: str) -> CimRecord:
         kind = identity_kind(event.entityType)
         user, entity = event.user, event.entity
         actor_id = user.id if user else None
@@ -95,7 +102,7 @@ def build(cfg: Config) -> Mapper:
             user_id, user_name = actor_id, actor_name
         status = outcome(event.status)
         return CimRecord(
-            _time=parse_event_time_ms(event.eventDate) / 1000,
+            _time=epoch_seconds(parse_event_time_ms(event.eventDate)),
             time=event.eventDate,
             id=event.id,
             action=cim_action(action_verb(event.action), kind),
@@ -128,6 +135,7 @@ SCHEMA = SchemaSpec(
     name="cim",
     build=build,
     summary="Splunk CIM Change",
+    embeds_event=True,
     protected=frozenset({"id", "_time", "time", "action", "object_id", "audit_tier"}),
     id_field="id",
 )

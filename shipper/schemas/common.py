@@ -19,8 +19,59 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..models import AuditEvent, Message, Ref
 
-Mapper = Callable[["AuditEvent", msgspec.Raw, str], Any]
+Mapper = Callable[["AuditEvent", Any, str], Any]  # (event, original event: Raw or decoded, tier) -> record
 TIER_FIELD = "audit_tier"
+UNSET: Any = msgspec.UNSET
+Unset = msgspec.UnsetType
+
+
+class Stamp(msgspec.Struct, frozen=True):
+    """What a record gets besides its mapping: the chain's sequence, stream and key id (when the
+    chain is on) and the org's name (when several orgs share a deployment)."""
+
+    seq: int | None = None
+    stream: str = ""
+    key_id: str = ""
+    org: str = ""
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.seq is not None:
+            out["audit_seq"] = self.seq
+        if self.stream:
+            out["audit_stream"] = self.stream
+        if self.key_id:
+            out["audit_key_id"] = self.key_id
+        if self.org:
+            out["genesys_org"] = self.org
+        return out
+
+
+def set_fields(record: Any, values: dict[str, Any]) -> Any:
+    """Set `values` on a record: a dict, a Struct with those fields, or original bytes (a Raw,
+    which gets them appended)."""
+    if isinstance(record, dict):
+        record.update(values)
+    elif isinstance(record, msgspec.Raw):
+        data = bytes(record)
+        extra = b"".join(b"," + msgspec.json.encode(k) + b":" + msgspec.json.encode(v) for k, v in values.items())
+        return msgspec.Raw(data[:-1] + extra + b"}") if data.endswith(b"}") and data != b"{}" else record
+    else:
+        for name, value in values.items():
+            setattr(record, name, value)
+    return record
+
+
+def stamp_top(record: Any, stamp: Stamp) -> Any:
+    """The default placement: every stamped field at the top level."""
+    values = stamp.fields()
+    return set_fields(record, values) if values else record
+
+
+def epoch_seconds(ms: int) -> msgspec.Raw:
+    """Epoch seconds with milliseconds, written as RFC 8785 writes the number (the chain's form)."""
+    secs, rem = divmod(ms, 1000)
+    return msgspec.Raw(str(secs).encode() if not rem else repr(ms / 1000).encode())
 
 
 @dataclass(frozen=True)
@@ -34,8 +85,11 @@ class SchemaSpec:
     slim: bool = False  # reads only SlimEvent fields and embeds the original bytes: decode less
     protected: frozenset[str] = frozenset()  # top-level keys that shrinking never cuts
     id_field: str | None = None  # dotted path of the event id in a record (None: not known)
-    seq_path: tuple[str, ...] = ("audit_seq",)  # where the chain's sequence number goes
+    seq_path: tuple[str, ...] = ("audit_seq",)  # where the chain's sequence number goes (documentation, verify)
     org_path: tuple[str, ...] = ("genesys_org",)  # where the org's name goes (several orgs in one deployment)
+    stamp: Callable[[Any, Stamp], Any] = stamp_top  # puts the Stamp where this schema keeps it
+    embeds_event: bool = False  # records carry the original event (decoded canonically when chaining)
+    typed: bool = True  # records hold no Raw but the original event: the chain's fast path applies
 
 
 def event_type(event: AuditEvent) -> str:
@@ -205,7 +259,7 @@ class AuditRest(msgspec.Struct, kw_only=True, omit_defaults=True):
     remoteIp: list[str] = []  # noqa: N815
     initiatingAction: InitiatingAction | None = None  # noqa: N815
     transactionInitiator: bool | None = None  # noqa: N815
-    entityChanges: list[msgspec.Raw] = []  # noqa: N815
+    entityChanges: list[Any] = []  # noqa: N815
 
 
 def audit_rest(event: AuditEvent, *, entity: RefOut | None, remote_ip: list[str], status: str | None) -> AuditRest:

@@ -229,6 +229,7 @@ SCHEMA = SchemaSpec(
     name="custom",
     build=build,
     summary="your output.template",
+    typed=False,
     protected=frozenset({"audit_tier"}),
     id_field=None,
 )

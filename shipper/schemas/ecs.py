@@ -20,16 +20,20 @@ from .common import (
     GROUP,
     LOGIN,
     READ,
+    UNSET,
     USER,
     AuditRest,
     Mapper,
     SchemaSpec,
+    Stamp,
+    Unset,
     action_verb,
     audit_rest,
     event_type,
     identity_kind,
     outcome,
     ref_out,
+    set_fields,
     valid_ips,
 )
 
@@ -59,6 +63,7 @@ class EcsEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     module: str
     dataset: str
     code: str | None = None
+    sequence: int | Unset = UNSET  # the chain's sequence in this stream
 
 
 class EcsTarget(msgspec.Struct, omit_defaults=True):
@@ -81,8 +86,9 @@ class EcsSource(msgspec.Struct):
     ip: str
 
 
-class EcsOrganization(msgspec.Struct):
-    id: str
+class EcsOrganization(msgspec.Struct, omit_defaults=True):
+    id: str | None = None
+    name: str | None = None  # the org's name in a deployment of several orgs
 
 
 class EcsRelated(msgspec.Struct, omit_defaults=True):
@@ -110,6 +116,8 @@ class EcsRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     ecs: EcsVersion
     genesys: Genesys
     audit_tier: str
+    audit_stream: str | Unset = UNSET
+    audit_key_id: str | Unset = UNSET
 
 
 _ECS = EcsVersion(ECS_VERSION)
@@ -179,12 +187,24 @@ def build(cfg: Config) -> Mapper:
     return to_ecs
 
 
+def stamp(record: EcsRecord, st: Stamp) -> EcsRecord:
+    """ECS keeps the sequence in event.sequence and the org's name in organization.name."""
+    if st.seq is not None:
+        record.event.sequence = st.seq
+    if st.org:
+        if record.organization is None:
+            record.organization = EcsOrganization()
+        record.organization.name = st.org
+    return set_fields(record, Stamp(stream=st.stream, key_id=st.key_id).fields())
+
+
 SCHEMA = SchemaSpec(
     name="ecs",
     build=build,
     summary="Elastic Common Schema 8.x",
     protected=frozenset({"@timestamp", "event", "audit_tier"}),
     seq_path=("event", "sequence"),
+    stamp=stamp,
     org_path=("organization", "name"),
     id_field="event.id",
 )

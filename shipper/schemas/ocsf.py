@@ -32,15 +32,19 @@ from .common import (
     READ,
     REMOVE,
     ROLE,
+    UNSET,
     UPDATE,
     USER,
     AuditRest,
     Mapper,
     SchemaSpec,
+    Stamp,
+    Unset,
     action_verb,
     audit_rest,
     identity_kind,
     ref_out,
+    set_fields,
     valid_ips,
 )
 
@@ -91,6 +95,8 @@ class Metadata(msgspec.Struct, kw_only=True, omit_defaults=True):
     original_time: str
     profiles: list[str]
     correlation_uid: str | None = None
+    sequence: int | Unset = UNSET  # the chain's sequence in this stream
+    tenant_uid: str | Unset = UNSET  # the org's name in a deployment of several orgs
 
 
 class Org(msgspec.Struct):
@@ -167,6 +173,8 @@ class OcsfRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     resources: list[Named] | None = None
     unmapped: AuditRest
     audit_tier: str
+    audit_stream: str | Unset = UNSET
+    audit_key_id: str | Unset = UNSET
 
 
 def classify(event: AuditEvent) -> tuple[int, int, str]:
@@ -266,6 +274,15 @@ def build(cfg: Config) -> Mapper:
     return to_ocsf
 
 
+
+def stamp(record: OcsfRecord, st: Stamp) -> OcsfRecord:
+    """OCSF keeps the sequence in metadata.sequence and the org's name in metadata.tenant_uid."""
+    if st.seq is not None:
+        record.metadata.sequence = st.seq
+    if st.org:
+        record.metadata.tenant_uid = st.org
+    return set_fields(record, Stamp(stream=st.stream, key_id=st.key_id).fields())
+
 SCHEMA = SchemaSpec(
     name="ocsf",
     build=build,
@@ -274,6 +291,7 @@ SCHEMA = SchemaSpec(
         "time", "metadata", "class_uid", "category_uid", "activity_id", "type_uid", "severity_id", "audit_tier",
     }),
     seq_path=("metadata", "sequence"),
+    stamp=stamp,
     org_path=("metadata", "tenant_uid"),
     id_field="metadata.uid",
 )

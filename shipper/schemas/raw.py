@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import msgspec
+from typing import TYPE_CHECKING, Any
 
 from .common import Mapper, SchemaSpec
 
@@ -14,7 +12,7 @@ if TYPE_CHECKING:
 
 
 
-def to_raw(event: AuditEvent, raw: msgspec.Raw, tier: str) -> msgspec.Raw:
+def to_raw(event: AuditEvent, raw: Any, tier: str) -> Any:
     return raw
 
 
@@ -27,6 +25,7 @@ SCHEMA = SchemaSpec(
     build=build,
     summary="the original event, byte for byte",
     slim=True,
+    embeds_event=True,
     protected=frozenset({"id", "eventDate"}),
     id_field="id",
 )

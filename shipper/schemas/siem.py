@@ -6,11 +6,11 @@ Events from the guide's events-cursor contract carry its own `eventType` and `da
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .common import Mapper, SchemaSpec, event_type
+from .common import UNSET, Mapper, SchemaSpec, Unset, event_type
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -25,14 +25,18 @@ class SiemRecord(msgspec.Struct, gc=False):
     siem_event_type: str
     siem_entity_id: str | None
     siem_entity_type: str | None
-    siem_raw_payload: msgspec.Raw
+    siem_raw_payload: Any  # the original event: its bytes, or decoded for the chain's canonical form
     audit_tier: str
+    audit_seq: int | Unset = UNSET
+    audit_stream: str | Unset = UNSET
+    audit_key_id: str | Unset = UNSET
+    genesys_org: str | Unset = UNSET
 
 
 _Raw = msgspec.Raw
 
 
-def to_siem(event: AuditEvent, raw: msgspec.Raw, tier: str) -> SiemRecord:
+def to_siem(event: AuditEvent, raw: Any, tier: str) -> SiemRecord:
     user, entity, data, guide_type = event.user, event.entity, event.data, event.eventType
     return SiemRecord(
         event.eventDate,
@@ -56,6 +60,7 @@ SCHEMA = SchemaSpec(
     build=build,
     summary="the guide's SIEM mapping",
     slim=True,
+    embeds_event=True,
     protected=frozenset({"siem_event_id", "siem_timestamp", "siem_event_type", "audit_tier"}),
     id_field="siem_event_id",
 )

@@ -1,41 +1,22 @@
-"""The real Genesys Cloud realtime audit query: synchronous, numbered pages, last 14 days only.
-
-Page numbers are offsets into a result set that grows while we read it, so the source never
-trusts `pageNumber + 1` across a timestamp change: after each page it starts a new query at the
-last event's timestamp (inclusive) and the engine drops the ids it already wrote. Only while a
-whole page shares that one timestamp does it page on by number inside the same query, so a burst
-larger than a page can neither loop nor be skipped. Anything older than 14 days is read through
-the async query (`AuditsQuerySource`).
-"""
+"""Genesys Cloud's realtime audit query (see realtime_query.py). It covers only the last 14 days:
+anything older is read through the async query automatically."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from .. import logs
-from ..core.ledger import DAY_MS, plan_windows
-from ..models import RealtimePage, decode_page, format_ms
-from .audits_query import AuditsQuerySource
-from .base import ReadProgress, last_event_ms, server_side_query
+from ..models import format_ms
+from .async_query import AsyncQuery
+from .base import ReadProgress
+from .realtime_query import FALLBACK_MARGIN_MS, RealtimeQuery
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..net.http import HttpClient
-
-REALTIME_SPAN_MS = 14 * DAY_MS
-# Hand anything this close to the 14-day edge to the async query too: the realtime requests
-# happen later than the split is computed, and the server's clock may run ahead of ours.
-FALLBACK_MARGIN_MS = 3_600_000
-
-
-def _realtime(body: bytes) -> RealtimePage:
-    page = decode_page(body, RealtimePage)
-    if page.pageCount is None and page.total is None:
-        raise msgspec.ValidationError("the realtime answer has neither pageCount nor total")
-    return page
 
 
 class AuditsRealtimeSource:
@@ -44,80 +25,24 @@ class AuditsRealtimeSource:
     service_mapping_path = "audits/query/realtime/servicemapping"
 
     def __init__(self, cfg: Config, client: HttpClient) -> None:
-        self.cfg = cfg
-        self.client = client
-        self.base = cfg.api_base
-        self.page_size = cfg.poll.page_size
-        self.max_window_ms = min(int(cfg.poll.max_window * 1000), REALTIME_SPAN_MS - FALLBACK_MARGIN_MS)
-        self.service_name, self.filters = server_side_query(cfg.filters)
-        self._older: AuditsQuerySource | None = None
-
-    def _query(self, start_ms: int, end_ms: int, number: int, size: int) -> RealtimePage:
-        body: dict[str, Any] = {
-            "interval": f"{format_ms(start_ms)}/{format_ms(end_ms)}",
-            "sort": [{"name": "Timestamp", "sortOrder": "ascending"}],
-            "pageNumber": number,
-            "pageSize": size,
-        }
-        if self.service_name:
-            body["serviceName"] = self.service_name
-        if self.filters:
-            body["filters"] = self.filters
-        page: RealtimePage = self.client.request(
-            "POST", f"{self.base}/api/v2/audits/query/realtime", params={"expand": "user"}, json=body,
-            decode=_realtime, what="realtime audit query",
-        )
-        return page
-
-    def _oldest_ms(self) -> int:
-        """The oldest start a realtime query may use now (14 days, less the safety margin)."""
-        return int(self.client.server_now() * 1000) - REALTIME_SPAN_MS + FALLBACK_MARGIN_MS
+        self.cfg, self.client = cfg, client
+        self.realtime = RealtimeQuery(cfg, client)
+        self._older: AsyncQuery | None = None
 
     def pages(self, start_ms: int, end_ms: int, progress: ReadProgress) -> Iterator[list[msgspec.Raw]]:
-        edge = self._oldest_ms()
+        edge = self.realtime.oldest_ms()
         while start_ms < min(end_ms, edge):
             part_end = min(end_ms, edge)
             logs.info("realtime queries cover only the last 14 days: reading the older part with the async "
                       "audit query", start=format_ms(start_ms), end=format_ms(part_end))
             if self._older is None:
-                self._older = AuditsQuerySource(self.cfg, self.client)
+                self._older = AsyncQuery(self.cfg, self.client)
             yield from self._older.pages(start_ms, part_end, progress)
             start_ms = part_end
             # The 14-day edge moved while that part was read: go round again only once it has
             # used up half the margin, or this would chase the edge in tiny slices.
-            edge = self._oldest_ms() - FALLBACK_MARGIN_MS // 2
-        for w_start, w_end in plan_windows(start_ms, end_ms, self.max_window_ms):
-            yield from self._window(w_start, w_end, progress)
-
-    def _window(self, start_ms: int, end_ms: int, progress: ReadProgress) -> Iterator[list[msgspec.Raw]]:
-        anchor, number = start_ms, 1
-        while True:
-            page = self._query(anchor, end_ms, number, self.page_size)
-            assert isinstance(page.entities, list)
-            if page.entities:
-                yield page.entities
-            if self._is_last(page, number):
-                return
-            last = last_event_ms(page.entities, anchor)
-            if progress.ordered and last > anchor:
-                # Re-anchor: events that arrived since the last request can only shift pages of the
-                # old query, not of one that starts where we stand. Repeats at the anchor are
-                # dropped by the pipeline's id ledger. Only a time-ordered answer allows it.
-                anchor, number = last, 1
-            else:
-                # The whole page shares the anchor's timestamp (a bulk operation), or the server
-                # does not keep the order: page on within this query.
-                number += 1
-
-    def _is_last(self, page: RealtimePage, number: int) -> bool:
-        if not page.entities:
-            return True
-        if page.pageCount is not None:
-            return number >= page.pageCount
-        # No count: a short page is the last one (the server may cap pageSize below ours).
-        return len(page.entities) < (page.pageSize or self.page_size)
+            edge = self.realtime.oldest_ms() - FALLBACK_MARGIN_MS // 2
+        yield from self.realtime.pages(start_ms, end_ms, progress)
 
     def probe(self) -> int:
-        now_ms = int(self.client.server_now() * 1000)
-        entities = self._query(now_ms - 3_600_000, now_ms, 1, 1).entities
-        return len(entities) if isinstance(entities, list) else 0
+        return self.realtime.probe()

@@ -16,11 +16,8 @@ from .. import logs
 from ..config import EtcdConfig, read_regular_file
 from ..errors import ConfigError, ShipperError
 
-try:  # an optional extra: the file backend needs none of it
-    import etcd3gw
-    from etcd3gw import exceptions as etcd_errors
-except ImportError:  # pragma: no cover - exercised only without the extra
-    etcd3gw = None
+etcd3gw: Any = None
+etcd_errors: Any = None
 
 
 class EtcdUnavailable(ShipperError):
@@ -43,8 +40,12 @@ def prefix_end(prefix: str) -> str:
 
 class Gateway:
     def __init__(self, cfg: EtcdConfig) -> None:
-        if etcd3gw is None:
-            raise ConfigError("state.backend etcd needs the etcd extra: pip install 'genesys-audit-shipper[etcd]'")
+        global etcd3gw, etcd_errors  # noqa: PLW0603 - an optional extra, loaded by the first etcd user
+        try:
+            import etcd3gw  # noqa: PLC0415
+            from etcd3gw import exceptions as etcd_errors  # noqa: PLC0415
+        except ImportError:
+            raise ConfigError("state.backend etcd needs the etcd extra: pip install 'genesys-audit-shipper[etcd]'") from None
         self.cfg = cfg
         session = requests.Session()
         session.trust_env = False
