@@ -315,6 +315,9 @@ def env_refs(text: str) -> set[str]:
 # ---------------------------------------------------------------------------------------------
 # The shipped Fluent Bit templates and what each one promises
 
+# The per-SIEM templates of Elasticsearch and Sentinel run the shipper with the schema their content
+# is built on (configs/elastic/shipper.yaml, configs/sentinel/shipper.yaml); the others with siem.
+SIEM_SCHEMAS = {"elastic": "ecs", "sentinel": "asim"}
 ALL_TIERS = None  # every tier
 NOT_HIGH_VOLUME = frozenset({"high_value", "standard"})
 HIGH_VALUE = frozenset({"high_value"})
@@ -329,6 +332,7 @@ class TemplateSpec:
     source: str  # exec | http | tail
     outputs: dict[str, frozenset[str] | None]  # receiver kind -> the tiers routed there (None: all)
     down: str  # the output whose receiver is down in the output_down scenario
+    schema: str | None = None  # the output.schema of the shipper config it runs (None: Settings.schema)
 
     @property
     def command(self) -> str:
@@ -344,7 +348,7 @@ TEMPLATES: list[TemplateSpec] = [
                  {"splunk": ALL_TIERS, "sentinel": ALL_TIERS, "elastic": ALL_TIERS, "http": ALL_TIERS},
                  down="sentinel"),
     *(TemplateSpec(f"{kind}.conf", REPO / "configs" / "fluent-bit" / f"{kind}.conf", "exec", {kind: ALL_TIERS},
-                   down=kind) for kind in ("splunk", "elastic", "sentinel", "syslog")),
+                   down=kind, schema=SIEM_SCHEMAS.get(kind)) for kind in ("splunk", "elastic", "sentinel", "syslog")),
     TemplateSpec("http-input.yaml", REPO / "configs" / "fluent-bit" / "http-input.yaml", "http",
                  {"splunk": ALL_TIERS, "sentinel": NOT_HIGH_VOLUME, "elastic": ALL_TIERS, "http": ALL_TIERS},
                  down="elastic"),
@@ -723,7 +727,7 @@ def get_path(doc: Any, dotted: str) -> Any:
     return doc
 
 
-def unwrap(kind: str, rec: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+def unwrap(kind: str, rec: dict[str, Any], id_field: str = "siem_event_id") -> tuple[dict[str, Any] | None, list[str]]:
     """The shipper's record inside what a receiver stored, and what is wrong with the envelope."""
     problems: list[str] = []
     if kind == "splunk":
@@ -747,7 +751,7 @@ def unwrap(kind: str, rec: dict[str, Any]) -> tuple[dict[str, Any] | None, list[
             problems.append(f"elastic op {op!r}, expected create")
         if info.get("_index") != ES_INDEX:
             problems.append(f"elastic _index {info.get('_index')!r}, expected {ES_INDEX!r}")
-        if info.get("_id") != doc.get("siem_event_id"):
+        if info.get("_id") != get_path(doc, id_field):
             problems.append(f"elastic _id {info.get('_id')!r} is not the event id")
         stamp = doc.get("@timestamp")
         if not stamp or (doc.get("siem_timestamp") and abs(_epoch(stamp) - _epoch(doc["siem_timestamp"])) > 0.002):
@@ -805,7 +809,7 @@ class Tally:
             except ValueError:
                 self.problems["receiver stored a line that is not JSON"] += 1
                 continue
-            doc, problems = unwrap(self.kind, rec)
+            doc, problems = unwrap(self.kind, rec, self.id_field)
             for p in problems:
                 self.problems[re.sub(r"\d{4,}", "N", p)[:160]] += 1
             event_id = get_path(doc, self.id_field) if doc is not None else None
@@ -899,7 +903,7 @@ class Settings:
     # happens every time instead of in about one kill in four. None: Fluent Bit's own timing.
     ring_buffer_ms: int | None = 2000
     replay: int | None = None  # output.replay_on_start for exec cases (when the shipper has it)
-    schema: str = "siem"
+    schema: str = "siem"  # for the templates that do not name theirs (TemplateSpec.schema)
     timeout: float = 300.0
     quiet: float = 40.0  # no new record for this long ends a case (above scheduler.cap 30 s)
     seed: int = 7
@@ -967,10 +971,10 @@ class CaseResult:
 
 
 def _shipper_config(work: Path, sim_url: str, s: Settings, scenario: str, source: str,
-                    extra_output: dict[str, Any]) -> Path:
+                    extra_output: dict[str, Any], schema: str) -> Path:
     from tests.conftest import write_config
 
-    output: dict[str, Any] = {"schema": s.schema, **extra_output}
+    output: dict[str, Any] = {"schema": schema, **extra_output}
     if source == "exec" and scenario == "kill9" and s.replay:
         output["replay_on_start"] = s.replay
     return write_config(
@@ -1028,6 +1032,7 @@ def run_case(binary: str, spec: TemplateSpec, scenario: str, root: Path, s: Sett
     from shipper.simulator import SimConfig, Simulator
 
     work = root / f"{spec.name.replace('.', '_')}-{scenario}"
+    schema = spec.schema or s.schema
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     large = s.large_fraction_burst if scenario == "burst" else s.large_fraction
@@ -1048,7 +1053,7 @@ def run_case(binary: str, spec: TemplateSpec, scenario: str, root: Path, s: Sett
             stack.callback(receiver.stop)
             if kind != down:
                 receiver.start()
-        id_field = ID_FIELDS[s.schema]
+        id_field = ID_FIELDS[schema]
         tallies = {kind: Tally(kind, r.path, id_field) for kind, r in receivers.items()}
 
         # the host, as shipped but for what a test must change
@@ -1061,22 +1066,22 @@ def run_case(binary: str, spec: TemplateSpec, scenario: str, root: Path, s: Sett
         poster: PagePoster | None = None
         shipper: Process | None = None
         if spec.source == "exec":
-            cfg = _shipper_config(work, sim.url, s, scenario, "exec", {})
+            cfg = _shipper_config(work, sim.url, s, scenario, "exec", {}, schema)
             wire.exec_command = f"exec {PYTHON} -m shipper run --config {cfg}"
         elif spec.source == "tail":
             ndjson = work / "audit.ndjson"
-            cfg = _shipper_config(work, sim.url, s, scenario, "tail", {"path": str(ndjson)})
+            cfg = _shipper_config(work, sim.url, s, scenario, "tail", {"path": str(ndjson)}, schema)
             wire.tail_path, wire.tail_db = ndjson, work / "tail.db"
             shipper = Process([PYTHON, "-m", "shipper", "run", "--config", str(cfg)], work / "shipper.log")
         else:
             wire.http_port = free_port()
             url = f"http://{LOOPBACK}:{wire.http_port}/genesys"
             if shipper_supports("output.http"):
-                cfg = _shipper_config(work, sim.url, s, scenario, "http", {"http": {"url": url}})
+                cfg = _shipper_config(work, sim.url, s, scenario, "http", {"http": {"url": url}}, schema)
                 shipper = Process([PYTHON, "-m", "shipper", "run", "--config", str(cfg)], work / "shipper.log")
                 result.notes.append("source: the shipper's output.http")
             else:
-                cfg = _shipper_config(work, sim.url, s, scenario, "http", {})
+                cfg = _shipper_config(work, sim.url, s, scenario, "http", {}, schema)
                 once = subprocess.run([PYTHON, "-m", "shipper", "run", "--once", "--config", str(cfg)],
                                       capture_output=True, timeout=300)
                 if once.returncode != 0:

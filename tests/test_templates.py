@@ -37,6 +37,8 @@ import yaml
 
 from shipper.cli import build_parser
 from shipper.config import Config, load_config
+from shipper.schemas.asim import AsimRecord
+from shipper.schemas.ecs import EcsRecord
 from shipper.schemas.siem import SiemRecord
 from tests import delivery_harness as harness
 
@@ -50,10 +52,23 @@ CONFIGS = REPO / "configs"
 SHIPPER = "genesys-audit-shipper"
 CONFIG_PATH = "/etc/genesys-audit-shipper/config.yaml"
 EVENT_ID = "siem_event_id"
+# The shipper config each schema's templates run, and the repository file installed there: the
+# Elasticsearch and Sentinel templates run the schemas their content is built on (ecs, asim).
+SCHEMA_CONFIGS = {"siem": CONFIG_PATH, "ecs": "/etc/genesys-audit-shipper/elastic.yaml",
+                  "asim": "/etc/genesys-audit-shipper/sentinel.yaml"}
+CONFIG_FILES = {CONFIG_PATH: CONFIGS / "production.yaml", SCHEMA_CONFIGS["ecs"]: CONFIGS / "elastic" / "shipper.yaml",
+                SCHEMA_CONFIGS["asim"]: CONFIGS / "sentinel" / "shipper.yaml"}
+TIME_KEYS = {"siem": "siem_timestamp", "ecs": "@timestamp", "asim": "TimeGenerated"}  # the event time, by schema
+ES_ID_KEYS = {"siem": EVENT_ID, "ecs": "$event['id']"}  # the Fluent Bit es output's id_key, by schema
+# The records a Fluent Bit json parser reads, by parser (its schema) and schema (its top-level keys).
+PARSER_SCHEMAS = {"genesys_audit_json": "siem", "genesys_audit_time": "siem", "genesys_audit_ecs": "ecs",
+                  "genesys_audit_asim": "asim"}
 TIERS = ("high_value", "standard", "high_volume")
 MIN_DISK_BUFFER = 268435488
 MAX_LINE_BYTES = Config().output.max_line_bytes  # 65536, what the host must accept
 SIEM_FIELDS = frozenset(SiemRecord.__struct_fields__)  # the keys of one record in the default schema
+SCHEMA_KEYS = {name: frozenset(f.encode_name for f in msgspec.structs.fields(struct))
+               for name, struct in (("siem", SiemRecord), ("ecs", EcsRecord), ("asim", AsimRecord))}
 
 VECTOR_MAIN = REPO / "vector.toml.example"
 VECTOR_SIEMS = {"splunk": "splunk_hec_logs", "sentinel": "azure_logs_ingestion", "elastic": "elasticsearch",
@@ -61,7 +76,8 @@ VECTOR_SIEMS = {"splunk": "splunk_hec_logs", "sentinel": "azure_logs_ingestion",
 FB_PARSERS = CONFIGS / "fluent-bit" / "parsers.conf"
 FB_SIEMS = {"splunk": "splunk", "sentinel": "azure_logs_ingestion", "elastic": "es", "syslog": "syslog"}
 SHIPPER_YAMLS = [CONFIGS / "minimal.yaml", CONFIGS / "full.yaml", CONFIGS / "production.yaml",
-                 CONFIGS / "sidecar" / "shipper.yaml", CONFIGS / "systemd" / "config.yaml"]
+                 CONFIGS / "sidecar" / "shipper.yaml", CONFIGS / "systemd" / "config.yaml",
+                 CONFIGS / "elastic" / "shipper.yaml", CONFIGS / "sentinel" / "shipper.yaml"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,7 +334,8 @@ def vrl_exists_chain(expr: str | None) -> list[str]:
     return fields + ([last.group(1).strip('"')] if last else [])
 
 
-def vector_contract_problems(cfg: dict[str, Any], text: str, *, source_type: str = "exec") -> list[str]:
+def vector_contract_problems(cfg: dict[str, Any], text: str, *, source_type: str = "exec",
+                             config_path: str = CONFIG_PATH) -> list[str]:
     """What our pipeline needs from a Vector config, beyond Vector's own validity."""
     problems: list[str] = []
     sources = {cid: s for cid, s in cfg.get("sources", {}).items() if s.get("type") == source_type}
@@ -346,8 +363,8 @@ def vector_contract_problems(cfg: dict[str, Any], text: str, *, source_type: str
         argv = src.get("command", [])
         cli = cli_problems(argv, f"sources.{src_id}.command", once=False)
         problems += cli
-        if not cli and parse_cli(argv).config != CONFIG_PATH:
-            problems.append(f"sources.{src_id}.command: --config is not {CONFIG_PATH}")
+        if not cli and parse_cli(argv).config != config_path:
+            problems.append(f"sources.{src_id}.command: --config is not {config_path}")
         problems += scheduled_alternative_problems(text, src_id)
         streams = [(cid, t) for cid, t in transforms.items() if t.get("type") == "route" and t.get("inputs") == [src_id]]
         by_cond = {str(cond): f"{cid}.{name}" for cid, t in streams for name, cond in t.get("route", {}).items()}
@@ -604,7 +621,7 @@ def fb_output_id(section: FbSection) -> str:
 
 def fb_parsed_keys(parser: FbSection) -> set[str]:
     if fb_get(parser, "format") == "json":
-        return set(SIEM_FIELDS)
+        return set(SCHEMA_KEYS[PARSER_SCHEMAS.get(fb_get(parser, "name") or "", "siem")])
     return set(re.findall(r"\(\?<(\w+)>", fb_get(parser, "regex") or ""))
 
 
@@ -637,7 +654,7 @@ def fb_step(step: FbSection, keys: set[str], parsers: dict[str, FbSection], time
     return keys
 
 
-def fb_records(cfg: FbConfig, parsers: dict[str, FbSection]) -> tuple[set[str], list[str]]:
+def fb_records(cfg: FbConfig, parsers: dict[str, FbSection], schema: str = "siem") -> tuple[set[str], list[str]]:
     """The keys of a record after the input, its processors and the filters (and the time keys used)."""
     (inp,) = cfg.of("INPUT")
     times: list[str] = []
@@ -648,7 +665,7 @@ def fb_records(cfg: FbConfig, parsers: dict[str, FbSection]) -> tuple[set[str], 
         if parser is not None and fb_get(parser, "time_key"):
             times.append(fb_get(parser, "time_key") or "")
     else:
-        keys = set(SIEM_FIELDS) if kind == "http" else {"exec" if kind == "exec" else "log"}
+        keys = set(SCHEMA_KEYS[schema]) if kind == "http" else {"exec" if kind == "exec" else "log"}
     for step in fb_processors(inp):
         keys = fb_step(step, keys, parsers, times)
     tag = fb_get(inp, "tag", "") or ""
@@ -722,6 +739,7 @@ def fluent_bit_problems(cfg: FbConfig, text: str, parsers: list[FbSection],
                         spec: harness.TemplateSpec | None = None) -> list[str]:
     """Everything a shipped Fluent Bit template must get right, as a list of problems."""
     problems = fb_keys_problems(cfg, parsers)
+    schema = (spec.schema if spec is not None else None) or "siem"
     services = cfg.of("SERVICE")
     if len(services) != 1:
         return [*problems, "expected exactly one [SERVICE]"]
@@ -768,8 +786,8 @@ def fluent_bit_problems(cfg: FbConfig, text: str, parsers: list[FbSection],
         argv = shell_argv(fb_get(inp, "command") or "")
         cli = cli_problems(argv, "[INPUT] command", once=False)
         problems += cli
-        if not cli and parse_cli(argv).config != CONFIG_PATH:
-            problems.append(f"[INPUT] command: --config is not {CONFIG_PATH}")
+        if not cli and parse_cli(argv).config != SCHEMA_CONFIGS[schema]:
+            problems.append(f"[INPUT] command: --config is not {SCHEMA_CONFIGS[schema]} (output.schema {schema})")
         problems += interval_alternative_problems(text)
     elif inp.plugin == "http":
         if fb_get(inp, "listen") != "127.0.0.1" and fb_bool(fb_get(inp, "tls")) is not True:
@@ -794,9 +812,11 @@ def fluent_bit_problems(cfg: FbConfig, text: str, parsers: list[FbSection],
             problems.append(f"parser {name!r} is not defined")
         else:
             problems += parser_problems(all_parsers[name])
-    keys, times = fb_records(cfg, all_parsers)
-    if "siem_timestamp" not in times:
-        problems.append("no parser sets the record time from siem_timestamp (the event's own time)")
+            if PARSER_SCHEMAS.get(name, schema) != schema:
+                problems.append(f"parser {name} reads {PARSER_SCHEMAS[name]} records; the template runs {schema}")
+    keys, times = fb_records(cfg, all_parsers, schema)
+    if TIME_KEYS[schema] not in times:
+        problems.append(f"no parser sets the record time from {TIME_KEYS[schema]} (the event's own time)")
     # routes, and what each output gets
     tiers, route_problems = fb_routing(cfg)
     problems += route_problems
@@ -819,7 +839,7 @@ def fluent_bit_problems(cfg: FbConfig, text: str, parsers: list[FbSection],
             problems.append(f"[OUTPUT] {oid}: records still carry the raw line `exec`")
         expect = {
             "splunk": {"event_sourcetype": harness.SPLUNK_SOURCETYPE, "event_index": harness.SPLUNK_INDEX},
-            "es": {"index": harness.ES_INDEX, "write_operation": "create", "id_key": EVENT_ID,
+            "es": {"index": harness.ES_INDEX, "write_operation": "create", "id_key": ES_ID_KEYS.get(schema),
                    "suppress_type_name": "on"},
             "azure_logs_ingestion": {"table_name": harness.SENTINEL_STREAM.removeprefix("Custom-"),
                                      "time_generated": "on"},
@@ -831,7 +851,7 @@ def fluent_bit_problems(cfg: FbConfig, text: str, parsers: list[FbSection],
             have = fb_get(out, key)
             if have != value and not (value in ("on", "off") and fb_bool(have) == fb_bool(value)):
                 problems.append(f"[OUTPUT] {oid}: {key} {have!r}, expected {value!r}")
-        if name == "es" and fb_get(out, "id_key") not in out_keys:
+        if name == "es" and ra_top(fb_get(out, "id_key") or "") not in out_keys:
             problems.append(f"[OUTPUT] {oid}: id_key {fb_get(out, 'id_key')!r} is not in its records")
         if name == "syslog":
             if fb_get(out, "syslog_message_key") not in out_keys:
@@ -849,18 +869,25 @@ def fluent_bit_problems(cfg: FbConfig, text: str, parsers: list[FbSection],
     return problems
 
 
+def ra_top(key: str) -> str:
+    """The top-level key a Fluent Bit record accessor ($event['id']) or plain key names."""
+    m = re.fullmatch(r"\$(\w+)(\[.*\])?", key)
+    return m.group(1) if m else key
+
+
 def parser_problems(parser: FbSection) -> list[str]:
     problems = []
     name = fb_get(parser, "name")
+    time_key = TIME_KEYS[PARSER_SCHEMAS.get(name or "", "siem")]
     fmt = fb_get(parser, "format")
     if fmt not in ("json", "regex"):
         problems.append(f"parser {name}: format must be json (a line) or regex (a time field)")
     if fmt == "regex" and "(?<siem_timestamp>" not in (fb_get(parser, "regex") or ""):
         problems.append(f"parser {name}: a time parser must capture siem_timestamp")
-    if fb_get(parser, "time_key") != "siem_timestamp":
-        problems.append(f"parser {name}: time_key must be siem_timestamp (the event's time)")
+    if fb_get(parser, "time_key") != time_key:
+        problems.append(f"parser {name}: time_key must be {time_key} (the event's time)")
     if fb_bool(fb_get(parser, "time_keep")) is not True:
-        problems.append(f"parser {name}: time_keep must be on (the default removes siem_timestamp)")
+        problems.append(f"parser {name}: time_keep must be on (the default removes {time_key})")
     fmt_time = fb_get(parser, "time_format") or ""
     try:
         parsed = datetime.strptime(SAMPLE_TIME, fmt_time.replace("%L", "%f"))
@@ -977,11 +1004,16 @@ VECTOR_FILES = [VECTOR_MAIN, *(CONFIGS / "vector" / f"{name}.toml" for name in V
 VECTOR_HTTP = CONFIGS / "vector" / "http-input.toml"
 
 
+# The schema each Vector template's shipper runs (the all-in-one example and splunk/syslog: siem).
+VECTOR_SCHEMAS = {CONFIGS / "vector" / f"{siem}.toml": schema for siem, schema in harness.SIEM_SCHEMAS.items()}
+
+
 @pytest.mark.parametrize("path", VECTOR_FILES, ids=lambda p: p.name)
 def test_vector_config_is_valid_for_vector_057(path: Path) -> None:
     cfg = load_toml(path)
     assert vector_problems(cfg) == []
-    assert vector_contract_problems(cfg, path.read_text()) == []
+    config_path = SCHEMA_CONFIGS[VECTOR_SCHEMAS.get(path, "siem")]
+    assert vector_contract_problems(cfg, path.read_text(), config_path=config_path) == []
 
 
 def test_vector_http_input_template() -> None:
@@ -1237,6 +1269,15 @@ FB_BREAKAGES = [
      "keep one worker"),
     ("fluent-bit-tail.conf", "    db                /var/lib/fluent-bit/genesys-audit-tail.db\n", "",
      "tail needs a db"),
+    # The per-SIEM schemas: the Elastic template reads ecs records, the Sentinel one asim records.
+    ("elastic.conf", "    parser              genesys_audit_ecs\n", "    parser              genesys_audit_json\n",
+     "reads siem records; the template runs ecs"),
+    ("elastic.conf", "    id_key             $event['id']\n", "    id_key             siem_event_id\n",
+     "id_key 'siem_event_id', expected \"$event['id']\""),
+    ("elastic.conf", "shipper/elastic.yaml\n    oneshot", "shipper/config.yaml\n    oneshot",
+     "--config is not /etc/genesys-audit-shipper/elastic.yaml"),
+    ("sentinel.conf", "    parser              genesys_audit_asim\n", "    parser              genesys_audit_ecs\n",
+     "no parser sets the record time from TimeGenerated"),
 ]
 
 
@@ -1256,6 +1297,8 @@ def test_fluent_bit_checker_reports(name: str, old: str, new: str, expected: str
     ("%S.%L%z\n    time_keep   on\n\n#", "%S.%LZ\n    time_keep   on\n\n#", "reads 2026-01-15T00:00:00.123Z as"),
     ("format      json", "format      ltsv", "format must be json"),
     ("regex       ^(?<siem_timestamp>.+)$", "regex       ^(?<time>.+)$", "must capture siem_timestamp"),
+    ("time_key    @timestamp", "time_key    timestamp", "time_key must be @timestamp"),
+    ("time_key    TimeGenerated", "time_key    siem_timestamp", "time_key must be TimeGenerated"),
 ])
 def test_parser_checker_reports(old: str, new: str, expected: str) -> None:
     text = FB_PARSERS.read_text()
@@ -1643,3 +1686,74 @@ def test_full_yaml_check_notices_a_changed_default(tmp_path: Path) -> None:
     path.write_text(changed)
     got = msgspec.structs.asdict(shipper_config(path).poll)
     assert got != msgspec.structs.asdict(Config().poll)
+
+
+# ---------------------------------------------------------------------------------------------
+# The SIEM-side names and schemas: each template points at the content of configs/<siem>/
+
+
+def _template_argv(path: Path) -> list[str]:
+    """The shipper command a Vector or Fluent Bit template runs."""
+    if path in VECTOR_FILES:
+        (src,) = [s for s in load_toml(path)["sources"].values() if s["type"] == "exec"]
+        return list(src["command"])
+    cfg, _ = load_fb(path)
+    (inp,) = cfg.of("INPUT")
+    return shell_argv(fb_get(inp, "command") or "")
+
+
+_EXEC_TEMPLATES = [*VECTOR_FILES, *(spec.path for spec in harness.TEMPLATES if spec.source == "exec")]
+
+
+@pytest.mark.parametrize("path", _EXEC_TEMPLATES, ids=lambda p: str(p.relative_to(REPO)))
+def test_template_runs_the_schema_its_siem_content_reads(path: Path) -> None:
+    """elastic -> configs/elastic/shipper.yaml (ecs), sentinel -> configs/sentinel/shipper.yaml (asim),
+    everything else -> configs/production.yaml (siem); the installed path names the repository file."""
+    siem = path.stem if path.parent.name in ("vector", "fluent-bit") else None
+    want = harness.SIEM_SCHEMAS.get(siem or "", "siem")
+    config = parse_cli(_template_argv(path)).config
+    assert config == SCHEMA_CONFIGS[want]
+    assert shipper_config(CONFIG_FILES[config]).output.schema == want
+
+
+def test_each_shipper_config_keeps_its_own_state() -> None:
+    """Two shippers on one host (Splunk's and Sentinel's templates, say) must not share a state file."""
+    states = [shipper_config(path).state.path for path in CONFIG_FILES.values()]
+    assert len(set(states)) == len(states)
+    routing = {path: yaml.safe_load(path.read_text())["routing"] for path in CONFIG_FILES.values()}
+    assert len({json.dumps(r, sort_keys=True) for r in routing.values()}) == 1, "the tiers the templates route on"
+
+
+def test_siem_names_are_the_contents_names() -> None:
+    """The names every template is held to (harness constants) are the ones the SIEM content defines."""
+    from shipper.content import sentinel, splunk
+
+    assert harness.SENTINEL_STREAM == sentinel.STREAM and harness.SENTINEL_STREAM.removeprefix("Custom-") == sentinel.TABLE
+    deploy = json.loads((CONFIGS / "sentinel" / "deploy.json").read_text())
+    (dcr,) = [r for r in deploy["resources"] if r["type"] == "Microsoft.Insights/dataCollectionRules"]
+    assert list(dcr["properties"]["streamDeclarations"]) == [harness.SENTINEL_STREAM]
+    assert [f["outputStream"] for f in dcr["properties"]["dataFlows"]] == [harness.SENTINEL_STREAM]
+    assert (harness.SPLUNK_SOURCETYPE, harness.SPLUNK_INDEX) == (splunk.SOURCETYPE, splunk.INDEX)
+    props = (CONFIGS / "splunk" / "genesys_audit" / "default" / "props.conf").read_text()
+    assert f"\n[{harness.SPLUNK_SOURCETYPE}]\n" in props
+    template = json.loads((CONFIGS / "elastic" / "index-template.json").read_text())
+    assert any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), harness.ES_INDEX)
+               for p in template["index_patterns"])
+    assert "data_stream" in template and harness.ES_INDEX.startswith("logs-")
+
+
+@pytest.mark.parametrize("path", [CONFIGS / "vector" / "sentinel.toml", VECTOR_MAIN, VECTOR_HTTP],
+                         ids=lambda p: p.name)
+def test_vector_sentinel_sink_names_the_dcr_stream(path: Path) -> None:
+    (sink,) = [s for s in load_toml(path)["sinks"].values() if s["type"] == "azure_logs_ingestion"]
+    assert sink["stream_name"] == harness.SENTINEL_STREAM
+    assert sink["timestamp_field"] == "TimeGenerated", "the DCR's table needs TimeGenerated on every row"
+
+
+@pytest.mark.parametrize("siem", sorted(harness.SIEM_SCHEMAS))
+def test_vector_contract_reports_the_wrong_shipper_config(siem: str) -> None:
+    path = CONFIGS / "vector" / f"{siem}.toml"
+    cfg = load_toml(path)
+    cfg["sources"]["genesys_audit"]["command"] = ["genesys-audit-shipper", "run", "--config", CONFIG_PATH]
+    want = SCHEMA_CONFIGS[harness.SIEM_SCHEMAS[siem]]
+    assert f"--config is not {want}" in " ".join(vector_contract_problems(cfg, path.read_text(), config_path=want))

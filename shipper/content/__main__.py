@@ -1,0 +1,5 @@
+"""`python -m shipper.content ...`"""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""props.conf of the Splunk app (configs/splunk/genesys_audit): one sourcetype for every schema, and
+search-time knowledge that puts `siem` records onto the CIM Change data model the way the `cim`
+schema does in the shipper.
+
+The CIM evals are rendered from the shipper's own action and entity-type tables (vocab.py), the
+same tables schemas/cim.py decides with, so a siem record and the cim record of the same event
+carry the same `action`, `change_type`, `user` and `object*` values in Splunk. A cim record
+already has them: every eval keeps a value the record carries (`coalesce(field, ...)`).
+"""
+
+from __future__ import annotations
+
+from ..schemas.common import ADD, CLEAR, CREATE, DELETE, GRANT, READ, REMOVE, ROLE, USER
+from . import vocab
+
+SOURCETYPE = "genesyscloud:shipper:audit"
+INDEX = "genesys_audit"
+APP = "genesys_audit"
+# cim.py's action for the verbs that decide it alone.
+_KNOWN = {CREATE: "created", DELETE: "deleted", READ: "read", CLEAR: "cleared"}
+
+# The siem record's parts, as Splunk reads them. KV_MODE=json turns JSON null into the text "null";
+# fields inside siem_raw_payload are read with spath(_raw, ...), which does not depend on how far
+# automatic extraction gets into a large event.
+_ACTION = 'lower(replace(coalesce(spath(_raw, "siem_raw_payload.action"), ""), "[ _-]", ""))'
+_ENTITY = 'lower(replace(coalesce(nullif(siem_entity_type, "null"), ""), "[ _-]", ""))'
+_STATUS = 'upper(spath(_raw, "siem_raw_payload.status"))'
+_ACTOR_NAME = 'nullif(siem_actor_name, "null")'
+_ACTOR_ID = 'nullif(siem_actor_id, "null")'
+_ENTITY_NAME = 'spath(_raw, "siem_raw_payload.entity.name")'
+_ENTITY_ID = 'nullif(siem_entity_id, "null")'
+
+
+def _in(expr: str, names: tuple[str, ...]) -> str:
+    for n in names:
+        if not n.isalnum():
+            raise ValueError(f"not a normalised name: {n!r}")
+    return f"in({expr}, " + ", ".join(f'"{n}"' for n in names) + ")"
+
+
+def _kinds(*wanted: str) -> tuple[str, ...]:
+    return tuple(n for kind, names in vocab.kind_groups() if not wanted or kind in wanted for n in names)
+
+
+def action_eval() -> str:
+    """cim.py's cim_action(action_verb(action), identity_kind(entityType)) as one SPL expression."""
+    identity, permission = _in(_ENTITY, _kinds()), _in(_ENTITY, _kinds(ROLE, GRANT))
+    rules = [(_in(_ACTION, names), verb) for verb, names in vocab.verb_groups()]
+    rules += [(f'match({_ACTION}, "^{prefix}")', verb) for prefix, verb in vocab.verb_prefixes()]
+    arms = []
+    for cond, verb in rules:
+        if verb in _KNOWN:
+            arms.append(f'{cond}, "{_KNOWN[verb]}"')
+            continue
+        acl = identity if verb in (ADD, REMOVE) else f"{identity} AND {permission}"
+        arms.append(f'{cond} AND {acl}, "acl_modified"')
+        arms.append(f'{cond}, "modified"')
+    arms += [f'{permission}, "acl_modified"', 'true(), "modified"']
+    return "coalesce(action, if(isnull(siem_event_type), null(), case(" + ", ".join(arms) + ")))"
+
+
+def _is_user_change() -> str:
+    return f"{_in(_ENTITY, _kinds(USER))} AND isnotnull(coalesce({_ENTITY_ID}, {_ENTITY_NAME}))"
+
+
+def evals() -> dict[str, str]:
+    """EVAL-<field> = <expression> for the CIM Change fields of a siem record."""
+    user_change = _is_user_change()
+    return {
+        "action": action_eval(),
+        "change_type": f'coalesce(change_type, if(isnull(siem_event_type), null(), '
+                       f'if({_in(_ENTITY, _kinds())}, "AAA", "configuration")))',
+        "object": f"coalesce(object, {_ENTITY_NAME}, {_ENTITY_ID})",
+        "object_path": 'coalesce(object_path, spath(_raw, "siem_raw_payload.entity.selfUri"))',
+        "object_attrs": "coalesce('object_attrs{}', spath(_raw, \"siem_raw_payload.propertyChanges{}.property\"))",
+        "user": f"coalesce(user, if({user_change}, coalesce({_ENTITY_NAME}, {_ENTITY_ID}), "
+                f"coalesce({_ACTOR_NAME}, {_ACTOR_ID})))",
+        "user_id": f"coalesce(user_id, if({user_change}, {_ENTITY_ID}, {_ACTOR_ID}))",
+        "user_name": f"coalesce(user_name, if({user_change}, {_ENTITY_NAME}, {_ACTOR_NAME}))",
+        "src_user": f"coalesce(src_user, {_ACTOR_NAME}, {_ACTOR_ID})",
+        "src_user_id": f"coalesce(src_user_id, {_ACTOR_ID})",
+        "src_user_name": f"coalesce(src_user_name, {_ACTOR_NAME})",
+        "src": 'coalesce(src, mvindex(spath(_raw, "siem_raw_payload.remoteIp{}"), 0))',
+        "status": f'coalesce(status, case({_STATUS} == "SUCCESS", "success", {_STATUS} == "FAILURE", "failure"))',
+        "result": 'coalesce(result, spath(_raw, "siem_raw_payload.status"))',
+        "vendor_product": 'coalesce(vendor_product, "Genesys Cloud")',
+    }
+
+
+# FIELDALIAS ... ASNEW: a siem field under its CIM name, never over a value a cim record carries.
+ALIASES = (("siem_event_type", "command"), ("siem_event_id", "id"), ("siem_entity_id", "object_id"),
+           ("siem_entity_type", "object_category"))
+
+HEADER = f"""\
+# Splunk props.conf of the genesys_audit app: sourcetype {SOURCETYPE}.
+# Generated by `genesys-audit-shipper content splunk-props` from the shipper's tables: do not edit,
+# regenerate (`genesys-audit-shipper content write`). A test holds it equal to the generator.
+#
+# One sourcetype for the records of every output.schema; the CIM knowledge below serves the two
+# schemas meant for Splunk: `siem` (the default, mapped here) and `cim` (already CIM, kept as is).
+# The official add-on's sourcetype genesyscloud:operational:audits is left alone: both apps can
+# be installed together.
+"""
+
+
+def props_conf() -> str:
+    lines = [HEADER, f"[{SOURCETYPE}]"]
+    lines += [
+        "# Index time: HEC /services/collector/raw or a forwarder reading output.path (sidecar mode).",
+        "# The HEC event endpoint (the Vector and Fluent Bit templates) takes the event time from the",
+        "# envelope, which the agents set from the record.",
+        "SHOULD_LINEMERGE = false",
+        "LINE_BREAKER = ([\\r\\n]+)",
+        "# output.max_line_bytes is 65536: the 10000-byte default would cut large records.",
+        "TRUNCATE = 131072",
+        'TIME_PREFIX = "(?:siem_timestamp|@timestamp|TimeGenerated|time)"\\s*:\\s*"',
+        "TIME_FORMAT = %Y-%m-%dT%H:%M:%S.%3N%Z",
+        "MAX_TIMESTAMP_LOOKAHEAD = 32",
+        "# The event time is years old after a backfill, not a parsing mistake.",
+        "MAX_DAYS_AGO = 3650",
+        "CHARSET = UTF-8",
+        "",
+        "# Search time: every JSON field, nested ones as a.b and arrays as a{}.",
+        "KV_MODE = json",
+        "AUTO_KV_JSON = true",
+        "",
+        "# CIM Change (All_Changes, Account_Management) for siem records.",
+    ]
+    lines += [f"FIELDALIAS-genesys_{dest} = {src} ASNEW {dest}" for src, dest in ALIASES]
+    lines += [f"EVAL-{field} = {expr}" for field, expr in evals().items()]
+    return "\n".join(lines) + "\n"
