@@ -13,6 +13,7 @@ from typing import cast
 
 from . import __version__, logs
 from .config import parse_duration
+from .content.cli import add_arguments as content_arguments
 from .errors import EXIT_CONFIG, EXIT_RUNTIME, ShipperError
 from .lifecycle import Lifecycle
 from .schemas import SCHEMAS
@@ -40,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "services": "shipper.commands.inspect:cmd_services",
     "verify": "shipper.commands.verify:cmd_verify",
     "migrate-state": "shipper.commands.state:cmd_migrate",
+    "content": "shipper.content.cli:cmd_content",
 }
 
 
@@ -117,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--to", choices=("etcd", "file"), required=True, help="where the state goes")
     mig.add_argument("--org", metavar="NAME", help="only this org")
     mig.add_argument("--force", action="store_true", help="replace a state the target already holds")
+    cont = sub.add_parser("content", parents=[common],
+                          help="print, write or check the SIEM content generated from the record structs")
+    content_arguments(cont)
     return p
 
 

@@ -63,7 +63,10 @@ def struct_fields(struct: type[msgspec.Struct]) -> list[Field]:
     info = mi.type_info(struct)
     assert isinstance(info, mi.StructType)
     out = []
+    stamped = {s.name for s in STAMPED}
     for f in info.fields:
+        if f.encode_name in stamped:
+            continue  # the struct holds a place for it; STAMPED says what it is
         kind = "datetime" if f.encode_name in TIME_FIELDS else _kind(f.type)
         optional = not f.required or (isinstance(f.type, mi.UnionType)
                                       and any(isinstance(x, mi.NoneType) for x in f.type.types))
