@@ -1681,7 +1681,8 @@ def test_yaml_loader_rejects_duplicate_keys(tmp_path: Path) -> None:
 
 
 def test_full_yaml_check_notices_a_changed_default(tmp_path: Path) -> None:
-    changed = (CONFIGS / "full.yaml").read_text().replace("\n  page_size: 100", "\n  page_size: 200")
+    changed, n = re.subn(r"\n  page_size: \d+", "\n  page_size: 200", (CONFIGS / "full.yaml").read_text())
+    assert n == 1
     path = tmp_path / "full.yaml"
     path.write_text(changed)
     got = msgspec.structs.asdict(shipper_config(path).poll)
