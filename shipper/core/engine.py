@@ -56,18 +56,18 @@ class ChunkWatch:
         self.progress.ordered = ordered
         self.met: set[int] = set()
         self.source, self.org = source, org
-        self.newest: int | None = None
         self.pages = self.stale = self.budget = self.restarts = 0
 
     def check_order(self, out: PageOut) -> None:
         self.pages += 1
-        if self.progress.ordered and (out.unordered or (self.newest is not None and out.first_ms is not None
-                                                        and out.first_ms < self.newest)):
+        newest = self.progress.newest
+        if self.progress.ordered and (out.unordered or (newest is not None and out.first_ms is not None
+                                                        and out.first_ms < newest)):
             logs.warning("source returned events out of time order; positions move only at the end of this "
                          "chunk", source=self.source, org=self.org or None)
             self.progress.ordered = False
         if out.last_ms is not None:
-            self.newest = out.last_ms if self.newest is None else max(self.newest, out.last_ms)
+            self.progress.newest = out.last_ms if newest is None else max(newest, out.last_ms)
 
     def check_progress(self, out: PageOut) -> None:
         self.progress.fresh += out.fresh

@@ -1,8 +1,8 @@
 """The async audit query's mechanics: POST a transaction, poll it, page its results.
 
 Loops end: a cursor the API hands out twice is an error, and a lost transaction is submitted again
-from the window's start (so no order of events is trusted) only while each restart brings events
-the chunk had not met before. A page size that had to shrink (too-large pages) is kept and grows
+(from the newest event met while the answers kept time order, else from the window's start) only
+while restarts bring events the chunk had not met before. A page size that had to shrink (too-large pages) is kept and grows
 back slowly.
 """
 
@@ -147,11 +147,12 @@ class AsyncQuery:
                 if not restarts.another():
                     raise ApiError(f"audit query: transaction lost {restarts.count} times in a row without a new "
                                    f"event; last: {exc}", exc.status, exc.code) from None
-                # Expired transaction or rejected cursor: read the window again from its start; the
+                # Expired transaction or rejected cursor: read the rest of the window again; the
                 # pipeline drops the ids it already wrote.
+                resume = progress.resume_ms(start_ms, end_ms)
                 logs.warning("audit query transaction expired; resubmitting the window",
-                             reason=str(exc), start=format_ms(start_ms))
-                txn, cursor, cursors = self._submit(start_ms, end_ms), None, set()
+                             reason=str(exc), start=format_ms(resume))
+                txn, cursor, cursors = self._submit(resume, end_ms), None, set()
                 continue
             assert isinstance(page.entities, list)
             if page.entities:

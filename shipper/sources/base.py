@@ -58,14 +58,23 @@ def server_side_query(cfg: FiltersConfig) -> tuple[str | None, list[dict[str, st
 
 class ReadProgress:
     """What the engine tells a source while it reads one chunk: how many events it has met for
-    the first time in the chunk, and whether the pages kept their time order. A source restarts a
-    lost query from the chunk's start and gives up when restarts bring nothing new; it trusts the
-    order of events only while the engine does."""
+    the first time in the chunk, whether the pages kept their time order, and the newest event
+    time met. A source restarts a lost query where `resume_ms` says and gives up when restarts
+    bring nothing new; it trusts the order of events only while the engine does."""
 
     def __init__(self) -> None:
         self.fresh = 0
         self.ordered = True
-        self.restarts = 0  # the source read the chunk again from its start this many times
+        self.newest: int | None = None  # the newest event time met in the chunk
+        self.restarts = 0  # the source read (part of) the chunk again this many times
+
+    def resume_ms(self, start_ms: int, end_ms: int) -> int:
+        """Where a lost query of [start_ms, end_ms) restarts: at the newest event met (inclusive:
+        the pipeline drops the repeats at that instant) while every page kept time order, else at
+        the start, since then nothing says the events before the newest were all read."""
+        if self.ordered and self.newest is not None and start_ms < self.newest < end_ms:
+            return self.newest
+        return start_ms
 
 
 class Restarts:
