@@ -9,6 +9,8 @@ Both sides start from the same result-page bodies the simulator serves (100 pre-
   against the ledger, filters, tier, mapper, LineEncoder.encode_into, appended into one buffer).
 - baseline (the guide): `json.loads(page)`, the guide's siem mapping as a dict per event,
   `json.dumps` per record, "\\n".join, encode to UTF-8.
+Every schema runs with the default hash chain (`output.chain: sha256`: sequence, stream and chain
+fields, the record's RFC 8785 digest); siem and ecs also without it, which gives the chain's cost.
 Everything runs in this process on the same data; the best of --repeat runs is reported.
 """
 
@@ -61,11 +63,11 @@ def baseline(pages: list[bytes]) -> int:
     return out
 
 
-def make_pipeline(schema: str) -> Any:
+def make_pipeline(schema: str, chain: str = "sha256") -> Any:
     from shipper.config import config_from_mapping
     from shipper.core.pipeline import Pipeline
 
-    output: dict[str, Any] = {"schema": schema}
+    output: dict[str, Any] = {"schema": schema, "chain": chain}
     if schema == "custom":
         output["template"] = GUIDE_TEMPLATE
     cfg = config_from_mapping({
@@ -162,6 +164,9 @@ def run(quick: bool = False, events: int | None = None, repeat: int | None = Non
             results["notes"].append(note)
             continue
         contenders[schema] = lambda e=pipeline: shipper_run(e, pages)
+    for schema in ("siem", "ecs"):  # the chain's own cost: the same pipeline without it
+        unchained = make_pipeline(schema, chain="off")
+        contenders[f"{schema}, chain off"] = lambda e=unchained: shipper_run(e, pages)
     # Rounds interleave every contender, so a burst of load elsewhere on the machine hits all of
     # them alike; each keeps its best round.
     best = dict.fromkeys(contenders, float("inf"))
@@ -174,8 +179,13 @@ def run(quick: bool = False, events: int | None = None, repeat: int | None = Non
     for schema, s in best.items():
         results["schemas"][schema] = {"eps": n / s, "us": s / n * 1e6, "x_baseline": base_s / s}
         rows.append([f"shipper Pipeline.process, {schema}", n / s, s / n * 1e6, base_s / s])
-    results["table"] = table(f"Pipeline: {n:,} simulator events, pages of 100, best of {repeat} interleaved rounds",
+    results["chain_cost"] = {schema: results["schemas"][schema]["us"] / results["schemas"][f"{schema}, chain off"]["us"] - 1
+                             for schema in ("siem", "ecs") if schema in results["schemas"]}
+    results["table"] = table(f"Pipeline: {n:,} simulator events, pages of 100, output.chain sha256 unless 'chain off', best of "
+                             f"{repeat} interleaved rounds",
                              ["path", "events/s", "µs/event", "× baseline"], rows)
+    results["table"] += "\n" + "\n".join(f"chain cost, {k}: +{v * 100:.1f} % per record over the same pipeline "
+                                         "without it" for k, v in results["chain_cost"].items())
     results["stages"] = stages(pages, repeat)
     results["stages_table"] = table("Pipeline stages (siem path, each step timed alone, best of rounds)",
                                     ["step", "µs/event"], [[a, b] for a, b in results["stages"]])

@@ -34,8 +34,7 @@ def canonical_number(text: str) -> Any:
 _decode = msgspec.json.Decoder(float_hook=canonical_number).decode
 _sorted = msgspec.json.Encoder(order="sorted").encode
 _in_order = msgspec.json.Encoder().encode
-_HIGH_BMP = (b"\xee", b"\xef")  # UTF-8 lead bytes of U+E000..U+FFFF
-_ASTRAL = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")  # lead bytes beyond U+FFFF
+_ASTRAL = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")  # UTF-8 lead bytes beyond U+FFFF
 
 
 U = msgspec.UnsetType
@@ -116,7 +115,12 @@ def payload(raw: bytes | msgspec.Raw) -> Any:
 def sort_matters(source: bytes | msgspec.Raw) -> bool:
     """Whether code-point order might differ from UTF-16 order among the keys of `source`."""
     data = source if isinstance(source, bytes) else bytes(source)
-    return b"\\u" in data or (any(b in data for b in _HIGH_BMP) and any(b in data for b in _ASTRAL))
+    if b"\\u" in data:
+        return True
+    if data.isascii():
+        return False
+    # Lead bytes of U+E000..U+FFFF, then of anything beyond U+FFFF: only both can disagree.
+    return (b"\xee" in data or b"\xef" in data) and any(b in data for b in _ASTRAL)
 
 
 def fast(obj: Any) -> bytes:
