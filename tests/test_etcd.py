@@ -22,6 +22,7 @@ import yaml
 from shipper.config import EtcdConfig
 from shipper.core.ledger import fold
 from shipper.simulator import Simulator, org_configs
+from shipper.store import Delta, State
 from shipper.store.etcd import Coordinator, EtcdStore
 from shipper.store.etcd_gateway import unb64
 
@@ -352,3 +353,41 @@ def test_migrate_a_file_state_into_etcd_and_back(tmp_path: Path, etcd: Etcd) -> 
         assert back.returncode == 0, back.stderr.decode()
         third = run_cli("run", "--once", "--config", str(file_cfg))
         assert third.returncode == 0 and third.stdout == b""
+
+
+def test_a_state_over_etcds_request_limit_compacts_and_reads_back(etcd: Etcd) -> None:
+    # etcd refuses requests over 1.5 MiB by default: 150k remembered ids are a 3.3 MB snapshot.
+    co = Coordinator(EtcdConfig(endpoints=[etcd.url], prefix="/big/"), ["o1"])
+    store = EtcdStore(co, "o1")
+    try:
+        store.acquire()
+        seen = os.urandom(16 * 150_000)
+        store.compact(State(frontier_ms=1_000, recheck_ms=500, seen=seen))
+        store.commit(Delta(frontier_ms=2_000, recheck_ms=900, new_ids=os.urandom(16)), lambda: State())
+        store.compact(State(frontier_ms=3_000, recheck_ms=1_000, seen=seen[16:]))  # replaces the first
+        stored = store.load()
+    finally:
+        store.release()
+        co.stop()
+    assert stored is not None and stored.snapshot.seen == seen[16:] and stored.snapshot.frontier_ms == 3_000
+    assert stored.journal == []
+    left = co.gateway.range("/big/orgs/o1/snap/", prefix=True)
+    assert len(left) == -(-len(seen[16:]) * 2 // (512 * 1024)) or len(left) >= 5  # only the live generation
+
+
+def test_a_long_journal_reads_back_in_commit_order(etcd: Etcd) -> None:
+    co = Coordinator(EtcdConfig(endpoints=[etcd.url], prefix="/order/"), ["o1"])
+    store = EtcdStore(co, "o1")
+    try:
+        store.acquire()
+        store.compact(State(frontier_ms=0, recheck_ms=0))
+        for n in range(1, 120):
+            store.commit(Delta(frontier_ms=n * 1000, recheck_ms=n * 500, emitted=n), lambda: State())
+        stored = store.load()
+    finally:
+        store.release()
+        co.stop()
+    assert stored is not None
+    assert [d.emitted for d in stored.journal] == list(range(1, 120))
+    state = fold(stored, "etcd")
+    assert (state.frontier_ms, state.emitted) == (119_000, 119)

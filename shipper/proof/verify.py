@@ -27,7 +27,7 @@ from ..models import format_ms, parse_event_time_ms
 from . import canonical
 from .chain import CHAIN_FIELD, GENESIS, KEY_ID_FIELD, SEQ_FIELD, STREAM_FIELD, ChainKey, link
 
-RUN_ENTRIES = 150_000
+RUN_ENTRIES = 100_000  # ~20 MB of entries in memory at most
 BATCH_LINES = 2_000
 SEQ_PATHS = ((SEQ_FIELD,), ("event", "sequence"), ("metadata", "sequence"))
 ID_PATHS = (("siem_event_id",), ("event", "id"), ("metadata", "uid"), ("EventOriginalUid",), ("id",))
@@ -72,26 +72,28 @@ def _get(doc: Any, path: tuple[str, ...]) -> Any:
     return doc
 
 
-def records_in(doc: Any) -> Iterator[dict[str, Any]]:
-    """Our records inside one exported JSON document, whatever the SIEM wrapped them in."""
+def records_in(doc: Any, source: bytes) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """Our records inside one exported JSON document, whatever the SIEM wrapped them in, each with
+    bytes that hold it (for `canonical.encode`: what they lack, the record lacks)."""
     if isinstance(doc, list):
         for item in doc:
-            yield from records_in(item)
+            yield from records_in(item, source)
         return
     if not isinstance(doc, dict):
         return
     if CHAIN_FIELD in doc:
-        yield doc
+        yield doc, source
     elif isinstance(doc.get("_raw"), str):  # Splunk: the line exactly as it was indexed
-        yield from records_in(canonical.parse(doc["_raw"].encode()))
+        raw = doc["_raw"].encode()
+        yield from records_in(canonical.parse(raw), raw)
     elif "result" in doc:  # Splunk export: {"preview": false, "result": {...}}
-        yield from records_in(doc["result"])
+        yield from records_in(doc["result"], source)
     elif "results" in doc:  # Splunk search answer
-        yield from records_in(doc["results"])
+        yield from records_in(doc["results"], source)
     elif "_source" in doc:  # Elastic document
-        yield from records_in(doc["_source"])
+        yield from records_in(doc["_source"], source)
     elif isinstance(doc.get("hits"), dict):  # Elastic search answer
-        yield from records_in(doc["hits"].get("hits"))
+        yield from records_in(doc["hits"].get("hits"), source)
 
 
 def _date_ms(record: dict[str, Any]) -> int:
@@ -107,9 +109,10 @@ def _date_ms(record: dict[str, Any]) -> int:
     return 0
 
 
-def entry_of(record: dict[str, Any], drop: tuple[str, ...] = ()) -> Entry:
+def entry_of(record: dict[str, Any], drop: tuple[str, ...] = (), source: bytes = b"") -> Entry:
     """Digest one record: its canonical bytes without the chain value (and without `drop`, fields
-    a SIEM adds). The record is changed in place."""
+    a SIEM adds). The record is changed in place; `source` holds its bytes (none: the slow,
+    always-right key order)."""
     chain_hex = record.pop(CHAIN_FIELD)
     for name in drop:
         record.pop(name, None)
@@ -121,7 +124,7 @@ def entry_of(record: dict[str, Any], drop: tuple[str, ...] = ()) -> Entry:
         chain = b""
     if seq is None or not isinstance(stream, str) or len(chain) != 32 or "\0" in stream:
         raise Unreadable("a record with audit_chain but no valid audit_stream, sequence or chain value")
-    digest = hashlib.sha256(canonical.encode(record)).digest()
+    digest = hashlib.sha256(canonical.encode(record, source)).digest()
     event_id = next((v for p in ID_PATHS if isinstance(v := _get(record, p), str)), "")
     key_id = record.get(KEY_ID_FIELD)
     return Entry(stream, seq, digest, chain, key_id if isinstance(key_id, str) else "", _date_ms(record), event_id)
@@ -135,7 +138,7 @@ def digest_batch(batch: tuple[list[tuple[str, int, bytes]], tuple[str, ...]]) ->
     foreign = 0
     for where, number, line in lines:
         try:
-            found = [entry_of(r, drop).pack() for r in records_in(canonical.parse(line))]
+            found = [entry_of(r, drop, src).pack() for r, src in records_in(canonical.parse(line), line)]
         except (msgspec.DecodeError, RecursionError, Unreadable, UnicodeError) as exc:
             bad.append(f"{where}:{number}: {str(exc)[:80]}")
             continue
@@ -161,7 +164,7 @@ class Sorter:
     def _spill(self) -> None:
         self.pending.sort()
         run = tempfile.TemporaryFile()  # noqa: SIM115 - read back by merged()
-        run.write(b"".join(struct.pack(">H", len(e)) + e for e in self.pending))
+        run.writelines(struct.pack(">H", len(e)) + e for e in self.pending)  # no second copy of the run
         run.seek(0)
         self.runs.append(run)
         self.pending = []

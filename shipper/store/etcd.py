@@ -42,7 +42,7 @@ from .etcd_gateway import EtcdUnavailable, Gateway, b64, delete, put, same_creat
 from .file import COMPACT_MIN_BYTES, COMPACT_RATIO, decode_snapshot
 
 PART_BYTES = 512 * 1024  # etcd refuses requests over 1.5 MiB by default
-MAX_PARTS = 100  # and transactions of more than 128 operations
+MAX_PARTS = 100  # 50 MiB: a bound on what one load reads back
 _delta_encoder = msgspec.msgpack.Encoder()
 _delta_decoder = msgspec.msgpack.Decoder(Delta)
 _state_encoder = msgspec.json.Encoder()
@@ -221,9 +221,9 @@ class EtcdStore:
         chunks = self.gw.range(f"{self.base}snap/{gen:010d}/", prefix=True)
         if len(chunks) != parts:
             raise StateError(f"{self.where}: snapshot {gen} has {len(chunks)} of {parts} parts")
-        data = b"".join(unb64(kv["value"]) for kv in sorted(chunks, key=lambda kv: kv["key"]))
+        data = b"".join(unb64(kv["value"]) for kv in sorted(chunks, key=lambda kv: unb64(kv["key"])))
         state = decode_snapshot(data, self.where)
-        entries = sorted(self.gw.range(f"{self.base}journal/{gen:010d}/", prefix=True), key=lambda kv: kv["key"])
+        entries = sorted(self.gw.range(f"{self.base}journal/{gen:010d}/", prefix=True), key=lambda kv: unb64(kv["key"]))
         try:
             deltas = [_delta_decoder.decode(unb64(kv["value"])) for kv in entries]
         except msgspec.DecodeError:
@@ -250,8 +250,12 @@ class EtcdStore:
         parts = [data[i:i + PART_BYTES] for i in range(0, len(data), PART_BYTES)] or [b"{}"]
         if len(parts) > MAX_PARTS:
             raise StateError(f"{self.where}: the state is too large for etcd ({len(data)} bytes)")
-        ops = [put(f"{self.base}snap/{gen:010d}/{i:04d}", part) for i, part in enumerate(parts)]
-        ops.append(put(self.base + "meta", json.dumps({"gen": gen, "parts": len(parts)})))
+        # One transaction per part: etcd refuses a request over 1.5 MiB by default, so a large
+        # state written in one would never compact. Parts of a generation the meta key does not
+        # name yet are ignored by load, and overwritten or deleted by the next compaction.
+        for i, part in enumerate(parts):
+            self._write([put(f"{self.base}snap/{gen:010d}/{i:04d}", part)])
+        ops = [put(self.base + "meta", json.dumps({"gen": gen, "parts": len(parts)}))]
         if self._gen is not None:
             ops += [delete(f"{self.base}snap/{self._gen:010d}/", prefix=True),
                     delete(f"{self.base}journal/{self._gen:010d}/", prefix=True)]
