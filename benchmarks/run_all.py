@@ -140,7 +140,8 @@ def summary(r: dict[str, Any]) -> tuple[str, bool]:
         api_targets(t, r["api"])
     for name in EXTRA_TARGETS:
         if name in r:
-            for target, measured, ok in r[name].get("targets", []):
+            for item in r[name].get("targets", []):
+                target, measured, ok = (item["target"], item["measured"], item["ok"]) if isinstance(item, dict) else item
                 if ok is None:
                     t.info(target, measured)
                 else:
