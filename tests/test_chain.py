@@ -245,3 +245,25 @@ def test_the_fast_canonical_path_writes_exactly_rfc_8785(schema: str) -> None:
         body = line[:line.rindex(b',"audit_chain"')] + b"}"
         assert canonical.canonical(body) == body
         assert rfc8785.dumps(json.loads(body)) == body
+
+
+@pytest.mark.parametrize("schema", ["siem", "ecs", "ocsf", "cim", "asim", "raw"])
+def test_the_verify_shortcut_gives_the_entries_of_the_long_way(tmp_path: Path, simulator: Any, schema: str) -> None:
+    from shipper.proof import verify
+
+    sim = simulator(events=300)
+    _, lines = _run(tmp_path, sim, poll={"page_size": 100}, output={"schema": schema})
+    numbered = [("f", n, line + b"\n") for n, line in enumerate(lines, 1)]
+    long_way = [verify.entry_of(record, (), src).pack() for _, _, line in numbered
+                for record, src in verify.records_in(canonical.parse(line), line)]
+    assert len(long_way) == 300
+    for order in (numbered, numbered[::-1]):
+        packed, bad, foreign = verify.digest_batch((order, (), (None,)))
+        assert (sorted(packed), bad, foreign) == (sorted(long_way), [], 0)
+    proven = [q for q in map(verify._sealed_entry, lines) if q is not None]
+    assert len(proven) == 300  # every line took the shortcut, none the long way
+    # A record changed so that its bytes are no longer canonical (a space) takes the long way, and
+    # its digest is the canonical one: the change of bytes alone is no break.
+    spaced = lines[150].replace(b'":', b'": ', 1)
+    packed, _, _ = verify.digest_batch(([("f", n, line) for n, line in enumerate(lines[:150] + [spaced])], (), (None,)))
+    assert sorted(packed) == sorted(long_way[:151])

@@ -100,7 +100,7 @@ def cmd_verify(args: argparse.Namespace, lifecycle: Lifecycle) -> int:
     default = next(iter(keys.values())) if len(keys) == 1 else None
     expected = _expected(args.config)
     sorter = Sorter()
-    bad, foreign = digest_all(_lines(args.files or ["-"]), tuple(args.drop or ()), sorter)
+    bad, foreign = digest_all(_lines(args.files or ["-"]), tuple(args.drop or ()), sorter, keys=keys.values())
     reports = check(sorter.merged(), keys, default, partial=args.partial, expected=expected)
     if args.json:
         doc: dict[str, Any] = {"ok": bool(reports) and all(r.ok for r in reports) and not bad,

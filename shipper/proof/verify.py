@@ -6,6 +6,13 @@ canonical bytes, without `audit_chain`), packed into a small fixed-size entry, a
 and sequence on disk when it does not fit in memory. One pass over the sorted entries then finds
 gaps, chain breaks, identical repeats and conflicting repeats. Memory stays flat however large the
 input: the sort keeps at most RUN_ENTRIES entries in memory.
+
+A plain line as the shipper wrote it is canonical already, so its digest is the SHA-256 of its
+bytes without the chain field. A worker takes that shortcut only when it proves itself: the
+record's predecessor (same stream, sequence before) is in the same batch of lines, and its chain
+value links to this record's with this digest, which no other bytes can give. Anything else
+(neighbours far apart, SIEM wrappers, re-serialized records, a break) is parsed and
+canonicalized. The check afterwards is the same for both.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ BATCH_LINES = 2_000
 SEQ_PATHS = ((SEQ_FIELD,), ("event", "sequence"), ("metadata", "sequence"))
 ID_PATHS = (("siem_event_id",), ("event", "id"), ("metadata", "uid"), ("EventOriginalUid",), ("id",))
 DATE_PATHS = (("siem_timestamp",), ("@timestamp",), ("EventStartTime",), ("time",), ("eventDate",))
+_SEAL_HEAD = b',"' + CHAIN_FIELD.encode() + b'":"'  # then 64 hex digits and `"}`: the line's end
+_SEAL_BYTES = len(_SEAL_HEAD) + 64 + 2
 # An entry: stream NUL | seq (8, big-endian: sorts) | digest 32 | chain 32 | key id 16 | date ms 8 | event id
 _FIXED = struct.Struct(">Q32s32s16sq")
 
@@ -116,6 +125,10 @@ def entry_of(record: dict[str, Any], drop: tuple[str, ...] = (), source: bytes =
     chain_hex = record.pop(CHAIN_FIELD)
     for name in drop:
         record.pop(name, None)
+    return _entry(record, chain_hex, lambda: hashlib.sha256(canonical.encode(record, source)).digest())
+
+
+def _entry(record: dict[str, Any], chain_hex: Any, digest_of: Any) -> Entry:
     seq = next((v for p in SEQ_PATHS if isinstance(v := _get(record, p), int) and not isinstance(v, bool)), None)
     stream = record.get(STREAM_FIELD)
     try:
@@ -124,19 +137,80 @@ def entry_of(record: dict[str, Any], drop: tuple[str, ...] = (), source: bytes =
         chain = b""
     if seq is None or not isinstance(stream, str) or len(chain) != 32 or "\0" in stream:
         raise Unreadable("a record with audit_chain but no valid audit_stream, sequence or chain value")
-    digest = hashlib.sha256(canonical.encode(record, source)).digest()
+    digest = digest_of()
     event_id = next((v for p in ID_PATHS if isinstance(v := _get(record, p), str)), "")
     key_id = record.get(KEY_ID_FIELD)
     return Entry(stream, seq, digest, chain, key_id if isinstance(key_id, str) else "", _date_ms(record), event_id)
 
 
-def digest_batch(batch: tuple[list[tuple[str, int, bytes]], tuple[str, ...]]) -> tuple[list[bytes], list[str], int]:
-    """Worker: (packed entries, unreadable line references, lines that held no record of ours)."""
-    lines, drop = batch
+class _Head(msgspec.Struct):
+    """The top-level fields an entry is made of (every path of SEQ_PATHS, ID_PATHS, DATE_PATHS);
+    decoding only these skips the rest of the line."""
+
+    audit_chain: Any = msgspec.UNSET
+    audit_stream: Any = msgspec.UNSET
+    audit_seq: Any = msgspec.UNSET
+    audit_key_id: Any = msgspec.UNSET
+    event: Any = msgspec.UNSET
+    metadata: Any = msgspec.UNSET
+    siem_event_id: Any = msgspec.UNSET
+    EventOriginalUid: Any = msgspec.UNSET  # noqa: N815
+    id: Any = msgspec.UNSET
+    siem_timestamp: Any = msgspec.UNSET
+    timestamp: Any = msgspec.field(default=msgspec.UNSET, name="@timestamp")
+    EventStartTime: Any = msgspec.UNSET  # noqa: N815
+    time: Any = msgspec.UNSET
+    eventDate: Any = msgspec.UNSET  # noqa: N815
+
+
+_HEAD_KEYS = [f.encode_name for f in msgspec.structs.fields(_Head)][1:]  # all but audit_chain
+_head = msgspec.json.Decoder(_Head).decode
+
+
+def _sealed_entry(line: bytes) -> tuple[Entry, bytes] | None:
+    """A plain line as the shipper writes it: its entry, with the digest of its bytes (not proven
+    yet), and those bytes; None for anything else."""
+    line = line.rstrip()  # the newline
+    if not line.endswith(b'"}') or line[-_SEAL_BYTES:-66] != _SEAL_HEAD or line[:1] != b"{":
+        return None
+    try:
+        head = _head(line)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    values = msgspec.structs.astuple(head)
+    record = {key: value for key, value in zip(_HEAD_KEYS, values[1:], strict=True) if value is not msgspec.UNSET}
+    digest = hashlib.sha256(line[:-_SEAL_BYTES] + b"}").digest()
+    try:
+        return _entry(record, head.audit_chain, lambda: digest), line
+    except Unreadable:
+        return None
+
+
+def _proven(entry: Entry, before: bytes | None, keys: tuple[bytes | None, ...]) -> bool:
+    """Whether `entry`'s digest is the one the shipper chained: some chain value before it links to
+    its own with that digest (any claimed one will do: other bytes cannot give the same link)."""
+    return before is not None and any(link(before, entry.digest, key) == entry.chain for key in keys)
+
+
+def digest_batch(batch: tuple[list[tuple[str, int, bytes]], tuple[str, ...], tuple[bytes | None, ...]]
+                 ) -> tuple[list[bytes], list[str], int]:
+    """Worker: (packed entries, unreadable line references, lines that held no record of ours).
+    `keys`: the chain keys to try for the shortcut (None: plain SHA-256)."""
+    lines, drop, keys = batch
     packed: list[bytes] = []
     bad: list[str] = []
     foreign = 0
-    for where, number, line in lines:
+    quick = [None if drop else _sealed_entry(line) for _, _, line in lines]
+    # The chain values this batch holds, so a line's predecessor can prove it in either order
+    # (files run oldest first, Splunk's exports newest first).
+    chains = {(q[0].stream, q[0].seq): q[0].chain for q in quick if q is not None}
+    for (where, number, line), q in zip(lines, quick, strict=True):
+        if q is not None:
+            entry = q[0]
+            before = GENESIS if entry.seq == 1 else chains.get((entry.stream, entry.seq - 1))
+            if _proven(entry, before, keys):
+                packed.append(entry.pack())
+                continue
         try:
             found = [entry_of(r, drop, src).pack() for r, src in records_in(canonical.parse(line), line)]
         except (msgspec.DecodeError, RecursionError, Unreadable, UnicodeError) as exc:
@@ -253,7 +327,7 @@ class _Walk:
             r.gaps.append({"missing_from": prev.seq + 1, "missing_to": entry.seq - 1,
                            "after_date": format_ms(prev.date_ms), "before_date": format_ms(entry.date_ms)})
         self._link(entry, prev)
-        r.last_seq, r.last_date = entry.seq, format_ms(entry.date_ms)
+        r.last_seq = entry.seq  # its date is formatted once, at the end
         self.prev, self.prev_data = entry, data
 
     def _link(self, entry: Entry, prev: Entry | None) -> None:
@@ -275,6 +349,8 @@ class _Walk:
                                                  "was altered, or the wrong key was given"})
 
     def finish(self, expected: dict[str, int] | None) -> StreamReport:
+        if self.prev is not None:
+            self.report.last_date = format_ms(self.prev.date_ms)
         last = (expected or {}).get(self.report.stream, 0)
         if last > self.report.last_seq:
             self.report.gaps.append({"missing_from": self.report.last_seq + 1, "missing_to": last,
@@ -283,25 +359,28 @@ class _Walk:
 
 
 # -- driving it --------------------------------------------------------------------------------------
-def batches(lines: Iterator[tuple[str, int, bytes]], drop: tuple[str, ...]) -> Iterator[Any]:
+def batches(lines: Iterator[tuple[str, int, bytes]], drop: tuple[str, ...],
+            keys: tuple[bytes | None, ...]) -> Iterator[Any]:
     batch: list[tuple[str, int, bytes]] = []
     for item in lines:
         batch.append(item)
         if len(batch) >= BATCH_LINES:
-            yield batch, drop
+            yield batch, drop, keys
             batch = []
     if batch:
-        yield batch, drop
+        yield batch, drop, keys
 
 
 def digest_all(lines: Iterator[tuple[str, int, bytes]], drop: tuple[str, ...], sorter: Sorter,
-               workers: int | None = None) -> tuple[list[str], int]:
-    """Digest every line (in worker processes when there are cores to spare) into `sorter`."""
+               workers: int | None = None, keys: Iterable[ChainKey] = ()) -> tuple[list[str], int]:
+    """Digest every line (in worker processes when there are cores to spare) into `sorter`.
+    `keys`: the HMAC keys given (none: the chains are plain SHA-256)."""
+    key_bytes: tuple[bytes | None, ...] = tuple(k.key for k in keys) or (None,)
     bad: list[str] = []
     foreign = 0
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     if workers <= 1:
-        results: Iterable[tuple[list[bytes], list[str], int]] = map(digest_batch, batches(lines, drop))
+        results: Iterable[tuple[list[bytes], list[str], int]] = map(digest_batch, batches(lines, drop, key_bytes))
         for packed, errors, other in results:
             sorter.add(packed)
             bad += errors
@@ -309,7 +388,7 @@ def digest_all(lines: Iterator[tuple[str, int, bytes]], drop: tuple[str, ...], s
         return bad, foreign
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=_default_signals)
     try:
-        for packed, errors, other in pool.imap(digest_batch, batches(lines, drop), chunksize=1):
+        for packed, errors, other in pool.imap(digest_batch, batches(lines, drop, key_bytes), chunksize=1):
             sorter.add(packed)
             bad += errors
             foreign += other
