@@ -3,9 +3,8 @@
     python benchmarks/bench_orgs.py [--events-per-org 2000] [--orgs 1,10,50] [--runs 3] [--quick]
 
 One simulator process serves 50 orgs (`Simulator(orgs=org_configs(50, events=2000))`: client ids
-`org1-client`..., seeds 1000 apart, their own events). `sim_server.py` starts one org only, so this
-script starts the simulator itself (`bench_orgs.py --serve`, the same launcher with `orgs`); its
-CPU is never counted. Every run is a catch-up from an empty state, page size 100, client pacing
+`org1-client`..., seeds 1000 apart, their own events), started by `sim_server.py` in its own
+process, so its CPU is never counted. Every run is a catch-up from an empty state, page size 100, client pacing
 off, bytecode cached (common.CHILD_ENV), stdout to a file whose lines are counted, and each org's
 `events_served` checked at the simulator.
 
@@ -25,20 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import signal
 import statistics
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
-from common import PY, SHIPPER, ChildRun, SimProcess, check, count_lines, median, run_child, scratch, table, write_config
+from common import SHIPPER, ChildRun, SimProcess, check, count_lines, median, run_child, scratch, table, write_config
 
 TARGET_CPU_RATIO = 1.2
 TARGET_RSS_MB = 150.0
@@ -47,44 +41,15 @@ _ORG = re.compile(rb'"genesys_org":"([^"]*)"')
 
 
 class OrgsSim(SimProcess):
-    """The simulator with `orgs` orgs (org_configs), in its own process: this script in --serve mode."""
+    """The simulator with `orgs` orgs (org_configs), in its own process (sim_server.py)."""
 
     def __init__(self, orgs: int, **fields: Any) -> None:
-        self.fields = {"orgs": orgs, **fields}
-        started = time.monotonic()
-        self.proc = subprocess.Popen([PY, os.path.abspath(__file__), "--serve", json.dumps(self.fields)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode().strip()
-        if not line.startswith("http://"):
-            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-            raise RuntimeError(f"simulator did not start: {line!r} {err[-2000:]}")
-        self.url = line
-        self.startup_s = time.monotonic() - started
+        super().__init__(orgs=orgs, **fields)
 
     def served(self, org: int) -> int:
         """Events served so far to org number `org` (1-based, client id `org<N>-client`)."""
         with urllib.request.urlopen(f"{self.url}/__sim/stats?client_id=org{org}-client", timeout=10) as resp:
             return int(json.loads(resp.read())["events_served"])
-
-
-def serve(spec: str) -> int:
-    """--serve: sim_server.py with several orgs (Nagle off, as there); prints the URL, serves until SIGTERM."""
-    from shipper.simulator import Simulator, org_configs
-
-    fields = json.loads(spec)
-    n = fields.pop("orgs")
-    sim = Simulator(orgs=org_configs(n, **fields), port=0)
-    if os.environ.get("BENCH_SIM_NAGLE") != "1":
-        sim.server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    sim.start()
-    print(sim.url, flush=True)
-    stop.wait()
-    sim.stop()
-    return 0
 
 
 def org_config(tmp: Path, url: str, orgs: int) -> Path:
@@ -207,8 +172,6 @@ def run(quick: bool = False, events: int | None = None, org_counts: tuple[int, .
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        raise SystemExit(serve(sys.argv[2]))
     p = argparse.ArgumentParser()
     p.add_argument("--events-per-org", type=int, help="default 2,000")
     p.add_argument("--orgs", help="comma-separated org counts, default 1,10,50")

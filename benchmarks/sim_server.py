@@ -1,6 +1,7 @@
 """Run the project's simulator in its own process, with any SimConfig field.
 
     python benchmarks/sim_server.py '{"events": 20000, "query_delay": 0.0}'
+    python benchmarks/sim_server.py '{"orgs": 50, "events": 2000}'   # org_configs(50, events=2000)
 
 `python -m shipper.simulator` has no flags for query_delay, newest_age, large_fraction and the
 like, so the benchmarks start the simulator through this launcher instead. It binds a free
@@ -17,7 +18,7 @@ import signal
 import sys
 import threading
 
-from shipper.simulator import SimConfig, Simulator
+from shipper.simulator import SimConfig, Simulator, org_configs
 
 
 def main(argv: list[str]) -> int:
@@ -25,7 +26,8 @@ def main(argv: list[str]) -> int:
     for key in ("burst_size", "late_delay"):
         if key in fields:
             fields[key] = tuple(fields[key])
-    sim = Simulator(SimConfig(**fields), port=0)
+    orgs = fields.pop("orgs", 0)
+    sim = Simulator(orgs=org_configs(orgs, **fields), port=0) if orgs else Simulator(SimConfig(**fields), port=0)
     # The handler writes headers and body in two sends; with Nagle on, every answer on a kept-alive
     # connection waits ~40 ms for the client's delayed ACK. That is a loopback artifact (it made a
     # no-news run 0.45 s of wall for 0.18 s of CPU), so the benchmarks turn Nagle off.
