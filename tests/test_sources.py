@@ -255,3 +255,24 @@ def test_check_probes_each_source(tmp_path: Path, simulator: Any, api: str) -> N
     assert "ok    permission: audit query works (1 event(s) in the last hour)" in out, out + proc.stderr.decode()
     if api == "events-cursor":
         assert json.dumps(_stats(sim)["paths"]).count("auditlogs/events") == 1
+
+
+# -- audits-query with the realtime tail -------------------------------------------------------------
+def test_the_realtime_tail_reads_recent_windows_and_the_async_query_older_ones(tmp_path: Path,
+                                                                              simulator: Any) -> None:
+    # Dense enough that a catch-up's chunks shrink below an hour; all at least 3 hours old.
+    sim = simulator(events=30000, span=4 * 3600, newest_age=3 * 3600, query_delay=0.0)
+    poll = {"start_from": "8h", "late_window": "30m", "settle_delay": "5s", "tail": "realtime"}
+    cfg = _config(tmp_path, sim, "audits-query", page=100, poll=poll)
+    first = run_cli("run", "--once", "--config", str(cfg))
+    assert first.returncode == 0, first.stderr.decode()[-2000:]
+    _assert_exactly_once([event_id(r) for r in parse_lines(first.stdout)], _all_ids(sim))
+    catch_up = _stats(sim)["paths"]
+    # Hours-old windows through transactions, whose cursor pages never re-read a burst.
+    assert catch_up.get("POST /api/v2/audits/query", 0) >= 1 and "POST realtime" not in catch_up, catch_up
+    assert _stats(sim)["events_served"] == 30000
+    # A cycle with nothing new (the late re-read and the main pass): realtime requests only.
+    again = run_cli("run", "--once", "--config", str(cfg))
+    assert again.returncode == 0 and again.stdout == b""
+    idle = {k: v - catch_up.get(k, 0) for k, v in _stats(sim)["paths"].items() if v != catch_up.get(k, 0)}
+    assert set(idle) <= {"POST realtime", "POST /oauth/token"} and idle.get("POST realtime", 0) >= 1, idle

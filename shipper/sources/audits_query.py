@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from ..net.http import HttpClient
 
 TAIL_MAX_MS = 3_600_000  # a window this short and recent is read with the realtime query
+# ... "recent": starting at most this long ago. A daemon's cycle reads its new interval and the
+# late re-read (late_window old); a catch-up's older chunks keep the async query, whose cursor
+# pages never re-read a burst (realtime pages restart at the last event's millisecond).
+TAIL_AGE_MS = 2 * 3_600_000
 
 
 class AuditsQuerySource:
@@ -31,9 +35,13 @@ class AuditsQuerySource:
         self.tail = RealtimeQuery(cfg, client) if cfg.poll.tail == "realtime" else None
 
     def pages(self, start_ms: int, end_ms: int, progress: ReadProgress) -> Iterator[list[msgspec.Raw]]:
-        if self.tail is not None and end_ms - start_ms <= TAIL_MAX_MS and start_ms >= self.tail.oldest_ms():
+        if self.tail is not None and end_ms - start_ms <= TAIL_MAX_MS and start_ms >= self._tail_from():
             return self.tail.pages(start_ms, end_ms, progress)
         return self.query.pages(start_ms, end_ms, progress)
+
+    def _tail_from(self) -> int:
+        assert self.tail is not None
+        return max(self.tail.oldest_ms(), int(self.tail.client.server_now() * 1000) - TAIL_AGE_MS)
 
     def probe(self) -> int:
         return self.query.probe()
