@@ -83,7 +83,7 @@ class Ledger:
         self.seen: dict[int, int] = {}
         # Pages of remembered ids in a min-heap by their newest time: adding costs one push per
         # page, and pruning costs what it prunes (an id may outlive its time by a page or so).
-        self._pages: list[tuple[int, int, dict[int, int]]] = []
+        self._pages: list[tuple[int, int, array[int], array[int]]] = []
         self._pushed = 0
         self.chains: dict[str, ChainHead] = dict(chains or {})
         self.replay: list[ReplayPage] = list(replay or [])
@@ -98,13 +98,14 @@ class Ledger:
             return
         self.seen.update(ids)
         self._pushed += 1
-        heapq.heappush(self._pages, (max(ids.values()), self._pushed, ids))
+        # Kept as two arrays, 16 bytes an id: a page's dict would hold ~100 until pruned.
+        heapq.heappush(self._pages, (max(ids.values()), self._pushed, array("Q", ids.keys()), array("q", ids.values())))
 
     def _forget_before(self, ts: int) -> None:
         pages, seen = self._pages, self.seen
         while pages and pages[0][0] < ts:
-            _, _, ids = heapq.heappop(pages)
-            for h, t in ids.items():
+            _, _, hashes, times = heapq.heappop(pages)
+            for h, t in zip(hashes, times, strict=True):
                 if seen.get(h) == t:
                     del seen[h]
 
