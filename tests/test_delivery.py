@@ -25,6 +25,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -111,8 +112,11 @@ def test_rewrite_refuses_what_it_cannot_point_at_a_receiver(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="exec_command"):
         h.rewrite_template(spec.path, h.Rewire(storage_path=tmp_path, outputs=_wire(tmp_path, spec).outputs))
     tail = next(s for s in h.TEMPLATES if s.source == "tail")
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    shutil.copy(tail.path, lonely)
     with pytest.raises(ValueError, match="parsers_file"):  # not installed next to parsers.conf
-        h.rewrite_template(tail.path, _wire(tmp_path, tail))
+        h.rewrite_template(lonely / tail.path.name, _wire(tmp_path, tail))
 
 
 @pytest.mark.parametrize("spec", h.TEMPLATES, ids=lambda s: s.name)
