@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -69,6 +71,35 @@ def read_state(path: Path) -> State | None:
 
 def assert_no_traceback(stderr: bytes) -> None:
     assert b"Traceback" not in stderr, stderr.decode(errors="replace")[-3000:]
+
+
+def kill_loop(tmp: Path, cfg: Path, *, kills: int, seed: int, wait: tuple[float, float], runs: int = 40,
+              only_killed_fail: bool = False) -> tuple[list[bytes], int]:
+    """`run --once` again and again: each run, until `kills` were done, is killed with -9 after a
+    random `wait`; the loop ends at a run that exits 0 after the last kill. Returns every run's
+    stdout and the kills done. `only_killed_fail`: a run that was not killed must exit 0."""
+    rng = random.Random(seed)
+    outputs: list[bytes] = []
+    done = 0
+    for run in range(runs):
+        out_path = tmp / f"out-{run}.ndjson"
+        with open(out_path, "wb") as out:
+            proc = subprocess.Popen([*CLI, "run", "--once", "--config", str(cfg)], stdout=out, stderr=subprocess.PIPE)
+            if done < kills:
+                try:
+                    proc.wait(timeout=rng.uniform(*wait))
+                except subprocess.TimeoutExpired:
+                    proc.send_signal(signal.SIGKILL)
+                    done += 1
+            _, err = proc.communicate(timeout=300)
+        outputs.append(out_path.read_bytes())
+        if proc.returncode == 0:
+            assert_no_traceback(err)
+            if done >= kills:
+                break
+        elif only_killed_fail:
+            assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    return outputs, done
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 
 from shipper.proof import canonical
 
-from .conftest import CLI, assert_no_traceback, run_cli, state_bytes, write_config
+from .conftest import kill_loop, run_cli, state_bytes, write_config
 
 FAST = {"requests_per_minute": 60000, "backoff_base": "0.02s", "backoff_max": "0.2s"}
 
@@ -124,25 +123,9 @@ def test_kill_9_during_a_catch_up_then_a_rerun_verifies(tmp_path: Path, simulato
     sim = simulator(events=8000, span=6 * 3600)
     cfg = write_config(tmp_path, sim.url, poll={"page_size": 100, "start_from": "7h"},
                        rate_limit={"requests_per_minute": 1500}, output={"max_line_bytes": 1 << 20})
-    rng = random.Random(11)
-    written: list[bytes] = []
-    kills = 0
-    while True:
-        out = tmp_path / f"out-{len(written)}.ndjson"
-        with open(out, "wb") as fh:
-            proc = subprocess.Popen([*CLI, "run", "--once", "--config", str(cfg)], stdout=fh, stderr=subprocess.PIPE)
-            if kills < 12:
-                try:
-                    proc.wait(timeout=rng.uniform(0.4, 1.2))
-                except subprocess.TimeoutExpired:
-                    proc.send_signal(signal.SIGKILL)
-                    kills += 1
-            _, err = proc.communicate(timeout=300)
-        written += [line for line in out.read_bytes().split(b"\n") if _complete(line)]
-        if proc.returncode == 0:
-            assert_no_traceback(err)
-            if kills >= 12:
-                break
+    outputs, kills = kill_loop(tmp_path, cfg, kills=12, seed=11, wait=(0.4, 1.2))
+    assert kills == 12
+    written = [line for data in outputs for line in data.split(b"\n") if _complete(line)]
     proc = _verify(tmp_path, written, "--config", str(cfg), "--json")
     report = json.loads(proc.stdout)
     assert proc.returncode == 0, proc.stdout.decode()[:3000]

@@ -5,9 +5,6 @@ that cannot go on says why in one line and does not move past what it did not wr
 from __future__ import annotations
 
 import json
-import random
-import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,7 +14,7 @@ import pytest
 
 from shipper.simulator import SHAPES
 
-from .conftest import CLI, assert_no_traceback, event_id, parse_lines, run_cli, write_config
+from .conftest import assert_no_traceback, event_id, kill_loop, parse_lines, run_cli, write_config
 
 FAST = {"max_retries": 2, "backoff_base": "0.02s", "backoff_max": "0.1s", "requests_per_minute": 60000}
 
@@ -159,25 +156,7 @@ def test_a_server_that_breaks_its_sort_order_loses_nothing_through_kill_9(tmp_pa
     sim = simulator(events=6000, shuffle=True, span=6 * 3600)
     cfg = write_config(tmp_path, sim.url, poll={"page_size": 100, "start_from": "7h"},
                        rate_limit={"requests_per_minute": 1200}, output={"max_line_bytes": 1 << 20})
-    rng = random.Random(7)
-    outputs: list[bytes] = []
-    kills = 0
-    for run in range(30):
-        out_path = tmp_path / f"out-{run}.ndjson"
-        with open(out_path, "wb") as out:
-            proc = subprocess.Popen([*CLI, "run", "--once", "--config", str(cfg)], stdout=out, stderr=subprocess.PIPE)
-            if kills < 6:
-                try:
-                    proc.wait(timeout=rng.uniform(0.8, 2.0))
-                except subprocess.TimeoutExpired:
-                    proc.send_signal(signal.SIGKILL)
-                    kills += 1
-            _, err = proc.communicate(timeout=300)
-        outputs.append(out_path.read_bytes())
-        if proc.returncode == 0:
-            assert_no_traceback(err)
-            if kills >= 6:
-                break
+    outputs, kills = kill_loop(tmp_path, cfg, kills=6, seed=7, wait=(0.8, 2.0), runs=30)
     assert kills >= 3
     counts = Counter(i for data in outputs for i in _ids(data))
     assert set(counts) == {e["id"] for e in sim.all_events()}  # lost 0

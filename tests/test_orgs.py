@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import signal
 import subprocess
 import time
@@ -18,7 +17,7 @@ import yaml
 from shipper.simulator import Simulator, org_configs
 from shipper.store.file import FileStore
 
-from .conftest import CLI, assert_no_traceback, run_cli
+from .conftest import CLI, assert_no_traceback, kill_loop, run_cli
 
 FAST = {"requests_per_minute": 60000, "backoff_base": "0.02s", "backoff_max": "0.2s", "max_retries": 2}
 
@@ -102,26 +101,7 @@ def test_one_org_with_a_bad_secret_does_not_stop_the_others(tmp_path: Path, sim3
 def test_kill_9_during_a_three_org_catch_up_loses_nothing(tmp_path: Path) -> None:
     with Simulator(orgs=org_configs(3, events=3000, span=4 * 3600)) as sim:
         cfg = _config(tmp_path, sim, rate_limit={**FAST, "requests_per_minute": 900})
-        rng = random.Random(4)
-        outputs: list[bytes] = []
-        kills = 0
-        for run in range(20):
-            out = tmp_path / f"out-{run}.ndjson"
-            with open(out, "wb") as fh:
-                proc = subprocess.Popen([*CLI, "run", "--once", "--config", str(cfg)], stdout=fh,
-                                        stderr=subprocess.PIPE)
-                if kills < 4:
-                    try:
-                        proc.wait(timeout=rng.uniform(1.0, 2.5))
-                    except subprocess.TimeoutExpired:
-                        proc.send_signal(signal.SIGKILL)
-                        kills += 1
-                _, err = proc.communicate(timeout=300)
-            outputs.append(out.read_bytes())
-            if proc.returncode == 0:
-                assert_no_traceback(err)
-                if kills >= 4:
-                    break
+        outputs, kills = kill_loop(tmp_path, cfg, kills=4, seed=4, wait=(1.0, 2.5), runs=20)
         truth = _truth(sim)
     assert kills >= 2
     counts = Counter((r["genesys_org"], r["siem_event_id"]) for data in outputs for r in _records(data))

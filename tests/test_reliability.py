@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 import requests
 
-from .conftest import CLI, assert_no_traceback, event_id, run_cli, write_config
+from .conftest import CLI, assert_no_traceback, event_id, kill_loop, run_cli, write_config
 
 
 def _complete_ids(data: bytes) -> list[str]:
@@ -36,28 +35,7 @@ def test_kill9_crash_loop_loses_nothing(tmp_path: Path, simulator: Any) -> None:
     # Paced to 15 requests/s so the ~14 s catch-up spans all twelve kills.
     cfg = write_config(tmp_path, sim.url, poll={"start_from": "14h", "page_size": page_size},
                        output={"max_line_bytes": 16384}, rate_limit={"requests_per_minute": 900})
-    rng = random.Random(2026)
-    outputs: list[bytes] = []
-    kills = 0
-    for run in range(40):
-        out_path = tmp_path / f"out-{run}.ndjson"
-        with open(out_path, "wb") as out:
-            proc = subprocess.Popen([*CLI, "run", "--once", "--config", str(cfg)], stdout=out,
-                                    stderr=subprocess.PIPE)
-            if kills < 12:
-                try:
-                    proc.wait(timeout=rng.uniform(0.5, 1.5))
-                except subprocess.TimeoutExpired:
-                    proc.send_signal(signal.SIGKILL)
-                    kills += 1
-            _, err = proc.communicate(timeout=300)
-        outputs.append(out_path.read_bytes())
-        if proc.returncode == 0:
-            assert_no_traceback(err)
-            if kills >= 12:
-                break
-        else:
-            assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    outputs, kills = kill_loop(tmp_path, cfg, kills=12, seed=2026, wait=(0.5, 1.5), only_killed_fail=True)
     assert kills == 12
     counts = Counter(i for data in outputs for i in _complete_ids(data))
     expected = {e["id"] for e in sim.all_events()}
