@@ -18,7 +18,7 @@ from ..core.ledger import plan_windows
 from ..errors import ApiError
 from ..models import QueryStatus, ResultsPage, decode_page, format_ms
 from ..net.http import compact_json
-from .base import ReadProgress, Restarts, server_side_query
+from .base import CursorTrail, ReadProgress, Restarts, server_side_query
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -136,7 +136,7 @@ class AsyncQuery:
     def _window(self, start_ms: int, end_ms: int, progress: ReadProgress) -> Iterator[list[msgspec.Raw]]:
         txn = self._submit(start_ms, end_ms)
         cursor: str | None = None
-        cursors: set[str] = set()
+        cursors = CursorTrail("audit query results")
         restarts = Restarts(progress, MAX_RESUBMITS)
         while True:
             try:
@@ -152,18 +152,14 @@ class AsyncQuery:
                 resume = progress.resume_ms(start_ms, end_ms)
                 logs.warning("audit query transaction expired; resubmitting the window",
                              reason=str(exc), start=format_ms(resume))
-                txn, cursor, cursors = self._submit(resume, end_ms), None, set()
+                txn, cursor, cursors = self._submit(resume, end_ms), None, CursorTrail(cursors.what)
                 continue
             assert isinstance(page.entities, list)
             if page.entities:
                 yield page.entities
             if not page.cursor:
                 return
-            if page.cursor in cursors:
-                raise ApiError("audit query results: the API handed out the same cursor twice; giving up on "
-                               "this pass rather than loop")
-            cursors.add(page.cursor)
-            cursor = page.cursor
+            cursor = cursors.follow(page.cursor)
 
     def probe(self) -> int:
         now_ms = int(self.client.server_now() * 1000)

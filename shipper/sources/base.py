@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import msgspec
 
+from ..errors import ApiError
 from ..filters import RULE_FIELDS, FiltersConfig, is_exact
 from ..models import parse_event_time_ms
 
@@ -94,6 +95,21 @@ class Restarts:
         self.count += 1
         self.progress.restarts += 1
         return self.count <= self.limit
+
+
+class CursorTrail:
+    """The cursors one query handed out: one handed out twice is an error, not a loop."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.seen: set[str] = set()
+
+    def follow(self, cursor: str) -> str:
+        if cursor in self.seen:
+            raise ApiError(f"{self.what}: the API handed out the same cursor twice; giving up on this pass "
+                           "rather than loop")
+        self.seen.add(cursor)
+        return cursor
 
 
 class _EventDate(msgspec.Struct):

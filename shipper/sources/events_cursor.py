@@ -19,7 +19,7 @@ from ..core.ledger import plan_windows
 from ..errors import ApiError
 from ..filters import FiltersConfig, Rule, is_exact
 from ..models import CursorPage, decode_page, format_ms
-from .base import ReadProgress, Restarts
+from .base import CursorTrail, ReadProgress, Restarts
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -165,7 +165,7 @@ class EventsCursorSource:
 
     def _window(self, start_ms: int, end_ms: int, progress: ReadProgress) -> Iterator[list[msgspec.Raw]]:
         cursor: str | None = None
-        cursors: set[str] = set()
+        cursors = CursorTrail("audit events")
         restarts = Restarts(progress, MAX_RESETS)
         empty = 0
         while True:
@@ -179,7 +179,7 @@ class EventsCursorSource:
                                    f"last: {exc}", exc.status, exc.code) from None
                 logs.warning("cursor rejected; resetting it and reading the window again",
                              reason=str(exc), start=format_ms(start_ms), resets=restarts.count)
-                cursor, cursors = None, set()
+                cursor, cursors = None, CursorTrail(cursors.what)
                 continue
             assert isinstance(page.entities, list)
             if page.entities:
@@ -192,11 +192,7 @@ class EventsCursorSource:
                                    "the cursor never ends")
             if not page.nextPageCursor:
                 return
-            if page.nextPageCursor in cursors:
-                raise ApiError("audit events: the gateway handed out the same cursor twice; giving up on this "
-                               "pass rather than loop")
-            cursors.add(page.nextPageCursor)
-            cursor = page.nextPageCursor
+            cursor = cursors.follow(page.nextPageCursor)
 
     def probe(self) -> int:
         """The guide's cursor health check: a size=1 query over the last hour."""
