@@ -24,7 +24,7 @@ import os
 import signal
 import struct
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -128,7 +128,8 @@ def entry_of(record: dict[str, Any], drop: tuple[str, ...] = (), source: bytes =
     return _entry(record, chain_hex, lambda: hashlib.sha256(canonical.encode(record, source)).digest())
 
 
-def _entry(record: dict[str, Any], chain_hex: Any, digest_of: Any) -> Entry:
+def _entry(record: dict[str, Any], chain_hex: Any, digest_of: Callable[[], bytes]) -> Entry:
+    """The entry of a record without its chain field; `digest_of` runs only once the fields hold."""
     seq = next((v for p in SEQ_PATHS if isinstance(v := _get(record, p), int) and not isinstance(v, bool)), None)
     stream = record.get(STREAM_FIELD)
     try:

@@ -31,6 +31,7 @@ class AuditsQuerySource:
     service_mapping_path = "audits/query/servicemapping"
 
     def __init__(self, cfg: Config, client: HttpClient) -> None:
+        self.client = client
         self.query = AsyncQuery(cfg, client)
         self.tail = RealtimeQuery(cfg, client) if cfg.poll.tail == "realtime" else None
 
@@ -41,7 +42,7 @@ class AuditsQuerySource:
 
     def _tail_from(self) -> int:
         assert self.tail is not None
-        return max(self.tail.oldest_ms(), int(self.tail.client.server_now() * 1000) - TAIL_AGE_MS)
+        return max(self.tail.oldest_ms(), int(self.client.server_now() * 1000) - TAIL_AGE_MS)
 
     def probe(self) -> int:
         return self.query.probe()
