@@ -38,6 +38,7 @@ def _config(tmp: Path, sim: Simulator, names: tuple[str, ...] = ("prod-eu", "tes
         "poll": {"start_from": "5h", "interval": "1s", "settle_delay": "1s", "late_window": "30s", "page_size": 100},
         "rate_limit": FAST,
         "state": {"path": str(tmp / "state.json")},
+        "output": {"replay_on_start": 0},  # as tests/conftest.py: replays are tested on their own
         "orgs": orgs,
         **top,
     }

@@ -268,8 +268,9 @@ def test_the_realtime_tail_reads_recent_windows_and_the_async_query_older_ones(t
     assert first.returncode == 0, first.stderr.decode()[-2000:]
     _assert_exactly_once([event_id(r) for r in parse_lines(first.stdout)], _all_ids(sim))
     catch_up = _stats(sim)["paths"]
-    # Hours-old windows through transactions, whose cursor pages never re-read a burst.
-    assert catch_up.get("POST /api/v2/audits/query", 0) >= 1 and "POST realtime" not in catch_up, catch_up
+    # Hours-old windows through transactions, whose cursor pages never re-read a burst (realtime
+    # may still read the empty recent hours).
+    assert catch_up.get("POST /api/v2/audits/query", 0) >= 1, catch_up
     assert _stats(sim)["events_served"] == 30000
     # A cycle with nothing new (the late re-read and the main pass): realtime requests only.
     again = run_cli("run", "--once", "--config", str(cfg))
