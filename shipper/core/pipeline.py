@@ -140,7 +140,7 @@ class Pipeline:
                 if reduce_for is not None and (paths := reduce_for(event)) is not None:
                     event, raw = _reduced(event, raw, paths)
                 if chainer is not None:
-                    page += self._sealed(event, raw, tier, out, heads or {})  # sized before sealing
+                    self._seal_into(page, event, raw, tier, out, heads or {})  # sized before sealing
                 else:
                     record = mapper(event, raw, tier)
                     if self.org_stamp is not None:
@@ -161,9 +161,10 @@ class Pipeline:
         out.lines, out.first_ms, out.last_ms, out.fresh = lines, first, last, len(met) - before
         return out
 
-    def _sealed(self, event: Any, raw: msgspec.Raw, tier: str, out: PageOut,
-                heads: Mapping[str, ChainHead]) -> bytes:
-        """The record as a sealed line: stamped, in canonical JSON, its stream's chain continued."""
+    def _seal_into(self, page: bytearray, event: Any, raw: msgspec.Raw, tier: str, out: PageOut,
+                   heads: Mapping[str, ChainHead]) -> None:
+        """Append the record as a sealed line: stamped, in canonical JSON, its stream's chain
+        continued."""
         assert self.chainer is not None
         spec, stream = self.spec, self.chainer.stream(tier)
         head = out.heads.get(stream) or heads.get(stream)
@@ -177,5 +178,4 @@ class Pipeline:
         if len(body) > self.encoder.max_line_bytes - 1:
             body = canonical.canonical(self.encoder.fit(body))
             out.shrunk += 1
-        line, out.heads[stream] = self.chainer.seal(body, stamp, head)
-        return line
+        out.heads[stream] = self.chainer.seal_into(page, body, stamp, head)

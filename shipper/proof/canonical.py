@@ -115,7 +115,9 @@ def payload(raw: bytes | msgspec.Raw) -> Any:
 def sort_matters(source: bytes | msgspec.Raw) -> bool:
     """Whether code-point order might differ from UTF-16 order among the keys of `source`."""
     data = source if isinstance(source, bytes) else bytes(source)
-    if b"\\u" in data:
+    # A lone byte is found with memchr; the two-byte `\u` search costs ~6x more, so it runs only
+    # where there is a backslash at all.
+    if b"\\" in data and b"\\u" in data:
         return True
     if data.isascii():
         return False

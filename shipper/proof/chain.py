@@ -25,6 +25,7 @@ CHAIN_FIELD = "audit_chain"
 STREAM_FIELD = "audit_stream"
 KEY_ID_FIELD = "audit_key_id"
 SEQ_FIELD = "audit_seq"
+SEAL_HEAD = b',"' + CHAIN_FIELD.encode() + b'":"'  # a sealed line ends with it, 64 hex digits and `"}`
 CHAIN_PROTECTED = frozenset({SEQ_FIELD, STREAM_FIELD, KEY_ID_FIELD, "genesys_org"})  # shrinking never cuts them
 MIN_KEY_BYTES = 16
 # The sealed line grows by `,"audit_chain":"<64 hex>"`, the stream, sequence and key id: the
@@ -77,10 +78,20 @@ class Chainer:
         return Stamp(seq=(head.seq if head is not None else 0) + 1, stream=self.stream(tier),
                      key_id=kid if rotated else "", org=self.org)
 
-    def seal(self, body: bytes, stamp: Stamp, head: ChainHead | None) -> tuple[bytes, ChainHead]:
-        """The sealed line (the canonical `body` plus `audit_chain`) and the stream's new head."""
+    def seal_into(self, page: bytearray, body: bytes, stamp: Stamp, head: ChainHead | None) -> ChainHead:
+        """Append the sealed line (the canonical `body` plus `audit_chain`) to `page`; the stream's
+        new head. Appended in place: a line is copied once, not once per part."""
         assert stamp.seq is not None
         value = link(head.value if head is not None else GENESIS, hashlib.sha256(body).digest(),
                      self.key.key if self.key is not None else None)
-        sealed = body[:-1] + b',"' + CHAIN_FIELD.encode() + b'":"' + value.hex().encode() + b'"}'
-        return sealed, ChainHead(stamp.seq, value, self.key.kid if self.key is not None else "")
+        page += memoryview(body)[:-1]
+        page += SEAL_HEAD
+        page += value.hex().encode()
+        page += b'"}'
+        return ChainHead(stamp.seq, value, self.key.kid if self.key is not None else "")
+
+    def seal(self, body: bytes, stamp: Stamp, head: ChainHead | None) -> tuple[bytes, ChainHead]:
+        """The sealed line and the stream's new head (see seal_into)."""
+        line = bytearray()
+        new_head = self.seal_into(line, body, stamp, head)
+        return bytes(line), new_head

@@ -32,15 +32,14 @@ import msgspec
 
 from ..models import format_ms, parse_event_time_ms
 from . import canonical
-from .chain import CHAIN_FIELD, GENESIS, KEY_ID_FIELD, SEQ_FIELD, STREAM_FIELD, ChainKey, link
+from .chain import CHAIN_FIELD, GENESIS, KEY_ID_FIELD, SEAL_HEAD, SEQ_FIELD, STREAM_FIELD, ChainKey, link
 
 RUN_ENTRIES = 100_000  # ~20 MB of entries in memory at most
 BATCH_LINES = 2_000
 SEQ_PATHS = ((SEQ_FIELD,), ("event", "sequence"), ("metadata", "sequence"))
 ID_PATHS = (("siem_event_id",), ("event", "id"), ("metadata", "uid"), ("EventOriginalUid",), ("id",))
 DATE_PATHS = (("siem_timestamp",), ("@timestamp",), ("EventStartTime",), ("time",), ("eventDate",))
-_SEAL_HEAD = b',"' + CHAIN_FIELD.encode() + b'":"'  # then 64 hex digits and `"}`: the line's end
-_SEAL_BYTES = len(_SEAL_HEAD) + 64 + 2
+_SEAL_BYTES = len(SEAL_HEAD) + 64 + 2
 # An entry: stream NUL | seq (8, big-endian: sorts) | digest 32 | chain 32 | key id 16 | date ms 8 | event id
 _FIXED = struct.Struct(">Q32s32s16sq")
 
@@ -172,7 +171,7 @@ def _sealed_entry(line: bytes) -> tuple[Entry, bytes] | None:
     """A plain line as the shipper writes it: its entry, with the digest of its bytes (not proven
     yet), and those bytes; None for anything else."""
     line = line.rstrip()  # the newline
-    if not line.endswith(b'"}') or line[-_SEAL_BYTES:-66] != _SEAL_HEAD or line[:1] != b"{":
+    if not line.endswith(b'"}') or line[-_SEAL_BYTES:-66] != SEAL_HEAD or line[:1] != b"{":
         return None
     try:
         head = _head(line)
