@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from shipper.proof import canonical
 
-from .conftest import kill_loop, run_cli, state_bytes, write_config
+from .conftest import CLI, kill_loop, run_cli, state_bytes, write_config
 
 FAST = {"requests_per_minute": 60000, "backoff_base": "0.02s", "backoff_max": "0.2s"}
 
@@ -231,25 +231,71 @@ def test_the_fast_canonical_path_writes_exactly_rfc_8785(schema: str) -> None:
 
 
 @pytest.mark.parametrize("schema", ["siem", "ecs", "ocsf", "cim", "asim", "raw"])
-def test_the_verify_shortcut_gives_the_entries_of_the_long_way(tmp_path: Path, simulator: Any, schema: str) -> None:
+def test_the_verify_quick_path_gives_the_entries_of_the_long_way(tmp_path: Path, simulator: Any, schema: str) -> None:
+    """Every line as the shipper wrote it takes the quick path (the digest of its bytes), and that
+    digest is the canonical one the long way computes, for every schema."""
     from shipper.proof import verify
 
     sim = simulator(events=300)
     _, lines = _run(tmp_path, sim, poll={"page_size": 100}, output={"schema": schema})
-    numbered = [("f", n, line + b"\n") for n, line in enumerate(lines, 1)]
-    long_way = [verify.entry_of(record, (), src).pack() for _, _, line in numbered
-                for record, src in verify.records_in(canonical.parse(line), line)]
-    assert len(long_way) == 300
-    for order in (numbered, numbered[::-1]):
-        packed, bad, foreign = verify.digest_batch((order, (), (None,)))
-        assert (sorted(packed), bad, foreign) == (sorted(long_way), [], 0)
-    proven = [q[0] for q in map(verify._sealed_entry, lines) if q is not None]
-    chains = {(e.stream, e.seq): e.chain for e in proven}
-    assert len(proven) == 300 and all(  # every line took the shortcut, none the long way
-        verify._proven(e, verify.GENESIS if e.seq == 1 else chains.get((e.stream, e.seq - 1)), (None,))
-        for e in proven)
-    # A record changed so that its bytes are no longer canonical (a space) takes the long way, and
-    # its digest is the canonical one: the change of bytes alone is no break.
-    spaced = lines[150].replace(b'":', b'": ', 1)
-    packed, _, _ = verify.digest_batch(([("f", n, line) for n, line in enumerate(lines[:150] + [spaced])], (), (None,)))
-    assert sorted(packed) == sorted(long_way[:151])
+    long_way = sorted(verify.entry_of(record, (), src) for line in lines
+                      for record, src in verify.records_in(canonical.parse(line), line))
+    quick = [verify.quick_entry(line + b"\n", 0, n) for n, line in enumerate(lines)]
+    assert len(long_way) == 300 and None not in quick
+    assert sorted(q._replace(source=verify.NO_SOURCE, offset=0) for q in quick if q is not None) == long_way
+
+
+def test_a_line_whose_bytes_are_not_canonical_is_read_again_and_verifies(tmp_path: Path,
+                                                                          clean: tuple[Path, list[bytes]]) -> None:
+    """The quick digest of a re-serialized line (a space after a colon) does not link; the walk
+    reads the line again, canonically, in order and shuffled; a clean export reads nothing again."""
+    _, lines = clean
+    proc = _verify(tmp_path, lines, "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["streams"][0]["reread"] == 0
+    spaced = lines[:]
+    spaced[150] = spaced[150].replace(b'":', b'": ', 1)
+    for order in (spaced, random.Random(1).sample(spaced, len(spaced))):
+        proc = _verify(tmp_path, order, "--json")
+        assert proc.returncode == 0, proc.stdout.decode()
+        assert json.loads(proc.stdout)["streams"][0]["reread"] == 1
+
+
+def test_verify_reads_inputs_in_ranges_that_cut_lines_anywhere(tmp_path: Path, clean: tuple[Path, list[bytes]],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranges far smaller than a line, in one process and in workers: every line is read exactly
+    once, and an unreadable line is named by its line number in its file."""
+    from shipper.proof import verify
+
+    _, lines = clean
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(b"".join(line + b"\n" for line in lines[:100]) + b"\n{not json\n" +
+                     b"".join(line + b"\n" for line in lines[100:]))
+    source = verify.Source(str(path), str(path), path.stat().st_size)
+    whole = verify.Sorter()
+    verify.digest_all([source], (), whole, workers=1)
+    expected = list(whole.merged())
+    assert len(expected) == len(lines)
+    for job_bytes, workers in ((700, 1), (997, 2), (1 << 20, 2)):
+        monkeypatch.setattr(verify, "JOB_BYTES", job_bytes)
+        sorter = verify.Sorter()
+        bad, foreign = verify.digest_all([source], (), sorter, workers=workers)
+        assert list(sorter.merged()) == expected
+        assert (bad, foreign) == ([f"{path}:102: {bad[0].split(': ', 1)[1]}"], 0)
+
+
+def test_verify_reads_standard_input_and_pipes(tmp_path: Path, clean: tuple[Path, list[bytes]]) -> None:
+    _, lines = clean
+    data = b"".join(line + b"\n" for line in random.Random(2).sample(lines, len(lines)))
+    proc = run_cli("verify", "-", "--json", input=data, timeout=120)
+    assert proc.returncode == 0, proc.stdout.decode()
+    assert json.loads(proc.stdout)["streams"][0]["records"] == len(lines)
+    dropped = b"".join(line + b"\n" for line in lines[:10] + lines[11:])
+    proc = run_cli("verify", "-", "--json", input=dropped, timeout=120)
+    assert proc.returncode == 1
+    assert [(g["missing_from"], g["missing_to"]) for g in json.loads(proc.stdout)["streams"][0]["gaps"]] == [(11, 11)]
+    fifo = tmp_path / "export.fifo"  # a named pipe, as a process substitution gives
+    os.mkfifo(fifo)
+    reader = subprocess.Popen([*CLI, "verify", str(fifo), "--json"], stdout=subprocess.PIPE)
+    fifo.write_bytes(data)  # blocks until verify opens it
+    out, _ = reader.communicate(timeout=120)
+    assert reader.returncode == 0 and json.loads(out)["streams"][0]["records"] == len(lines)

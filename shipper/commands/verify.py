@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import stat
 import sys
+import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import ExitStack, contextmanager
 from typing import Any, BinaryIO
 
 import msgspec
@@ -16,45 +20,47 @@ from ..errors import ConfigError
 from ..lifecycle import Lifecycle
 from ..orgs import load_deployment
 from ..proof.chain import ChainKey, load_key
-from ..proof.verify import Sorter, StreamReport, check, digest_all
+from ..proof.verify import Rereader, Sorter, Source, StreamReport, check, digest_all
 from .report import emit
 
 EXIT_NOT_PROVEN = 1
 EXIT_UNREADABLE = 2
 
 
-def _lines(paths: list[str]) -> Iterator[tuple[str, int, bytes]]:
-    for path in paths:
-        if path == "-":
-            yield from _numbered("<stdin>", sys.stdin.buffer)
-            continue
-        try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed below, after a generator's last line
-        except OSError as exc:
-            raise ConfigError(f"verify: cannot read {path!r} ({exc.strerror}); give an existing file") from None
-        with fh:
-            if Path(path).stat().st_size and _single_document(fh):
-                yield path, 1, fh.read()
-            else:
-                yield from _numbered(path, fh)
+@contextmanager
+def _sources(paths: list[str]) -> Iterator[list[Source]]:
+    """The inputs, each checked readable. Standard input, and anything else that is not a regular
+    file (a pipe, a process substitution), is spooled to a temporary file first: workers read the
+    inputs in ranges, and a line may be read again."""
+    sources: list[Source] = []
+    with ExitStack() as stack:
+        for path in paths:
+            try:
+                fh = sys.stdin.buffer if path == "-" else stack.enter_context(open(path, "rb"))  # noqa: SIM115
+                read_from = path
+                if path == "-" or not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix="gas-verify-"))
+                    shutil.copyfileobj(fh, spool, 1 << 20)
+                    spool.flush()
+                    read_from = spool.name
+                with open(read_from, "rb") as data:
+                    size = os.fstat(data.fileno()).st_size
+                    whole = bool(size) and _single_document(data)
+            except OSError as exc:
+                raise ConfigError(f"verify: cannot read {path!r} ({exc.strerror}); give an existing file") from None
+            sources.append(Source("<stdin>" if path == "-" else path, read_from, size, whole))
+        yield sources
 
 
 def _single_document(fh: BinaryIO) -> bool:
     """True for a pretty-printed export (one JSON document over many lines), such as an Elastic
     search answer saved whole; the file is then read as one document."""
     first = fh.readline()
-    fh.seek(0)
     try:
         msgspec.json.decode(first)
     except msgspec.DecodeError:
         return first.strip() in (b"{", b"[")
     return False
-
-
-def _numbered(where: str, fh: BinaryIO) -> Iterator[tuple[str, int, bytes]]:
-    for number, line in enumerate(fh, 1):
-        if line.strip():
-            yield where, number, line
 
 
 def _keys(files: list[str]) -> dict[str, ChainKey]:
@@ -99,9 +105,15 @@ def cmd_verify(args: argparse.Namespace, lifecycle: Lifecycle) -> int:
     keys = _keys(args.key_file or [])
     default = next(iter(keys.values())) if len(keys) == 1 else None
     expected = _expected(args.config)
-    sorter = Sorter()
-    bad, foreign = digest_all(_lines(args.files or ["-"]), tuple(args.drop or ()), sorter, keys=keys.values())
-    reports = check(sorter.merged(), keys, default, partial=args.partial, expected=expected)
+    drop = tuple(args.drop or ())
+    with _sources(args.files or ["-"]) as sources:
+        sorter = Sorter()
+        bad, foreign = digest_all(sources, drop, sorter)
+        reread = Rereader(sources, drop)
+        try:
+            reports = check(sorter.merged(), keys, default, partial=args.partial, expected=expected, reread=reread)
+        finally:
+            reread.close()
     if args.json:
         doc: dict[str, Any] = {"ok": bool(reports) and all(r.ok for r in reports) and not bad,
                                "streams": reports, "unreadable": bad, "foreign_lines": foreign}

@@ -1,32 +1,34 @@
 """`verify`: does what a SIEM holds prove every record arrived, unaltered?
 
 Reads NDJSON or SIEM exports (Splunk `_raw` / `result`, Elastic `_source` and search answers, plain
-lines) in any order, from any number of files. Every record is digested in worker processes (its
-canonical bytes, without `audit_chain`), packed into a small fixed-size entry, and sorted by stream
-and sequence on disk when it does not fit in memory. One pass over the sorted entries then finds
-gaps, chain breaks, identical repeats and conflicting repeats. Memory stays flat however large the
-input: the sort keeps at most RUN_ENTRIES entries in memory.
+lines) in any order, from any number of files. Worker processes read the inputs in byte ranges and
+digest every record (its canonical bytes, without `audit_chain`) into a small fixed-size entry;
+the entries are sorted by stream and sequence, on disk when they do not fit in memory. One pass
+over the sorted entries then finds gaps, chain breaks, identical repeats and conflicting repeats.
+Memory stays flat however large the input: the sort keeps at most RUN_ENTRIES entries in memory.
 
 A plain line as the shipper wrote it is canonical already, so its digest is the SHA-256 of its
-bytes without the chain field. A worker takes that shortcut only when it proves itself: the
-record's predecessor (same stream, sequence before) is in the same batch of lines, and its chain
-value links to this record's with this digest, which no other bytes can give. Anything else
-(neighbours far apart, SIEM wrappers, re-serialized records, a break) is parsed and
-canonicalized. The check afterwards is the same for both.
+bytes without the chain field. Workers take that for every plain line, and mark the entry with
+where the line stands. The walk proves it: when the chain value before links to the record's own
+with that digest, no other bytes could have given it. When it does not link, the walk reads the
+line again and takes its canonical digest (the line was re-serialized, or altered), and only that
+decides. SIEM wrappers and re-serialized records are canonicalized by the workers directly.
 """
 
 from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import multiprocessing
 import os
+import pickle
 import signal
 import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple, TypedDict
 
 import msgspec
 
@@ -35,21 +37,23 @@ from . import canonical
 from .chain import CHAIN_FIELD, GENESIS, KEY_ID_FIELD, SEAL_HEAD, SEQ_FIELD, STREAM_FIELD, ChainKey, link
 
 RUN_ENTRIES = 100_000  # ~20 MB of entries in memory at most
-BATCH_LINES = 2_000
+RUN_SLICE = 4_096  # what merging holds of each spilled run
+JOB_BYTES = 4 << 20  # one worker task: the lines that start in 4 MiB of an input
 SEQ_PATHS = ((SEQ_FIELD,), ("event", "sequence"), ("metadata", "sequence"))
 ID_PATHS = (("siem_event_id",), ("event", "id"), ("metadata", "uid"), ("EventOriginalUid",), ("id",))
-DATE_PATHS = (("siem_timestamp",), ("@timestamp",), ("EventStartTime",), ("time",), ("eventDate",))
+DATE_FIELDS = ("siem_timestamp", "@timestamp", "EventStartTime", "time", "eventDate")  # top level, all
 _SEAL_BYTES = len(SEAL_HEAD) + 64 + 2
-# An entry: stream NUL | seq (8, big-endian: sorts) | digest 32 | chain 32 | key id 16 | date ms 8 | event id
-_FIXED = struct.Struct(">Q32s32s16sq")
+# An entry: stream NUL | seq (8, big-endian: sorts) | digest 32 | chain 32 | key id 16 | date ms 8 |
+# source 4 | offset 8 | event id
+_FIXED = struct.Struct(">Q32s32s16sqiQ")
+NO_SOURCE = -1  # the digest is canonical: nothing to read again
 
 
 class Unreadable(Exception):
     """Input that is not JSON, or a record of ours with a broken chain field: exit 2."""
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     stream: str
     seq: int
     digest: bytes
@@ -57,27 +61,51 @@ class Entry:
     key_id: str
     date_ms: int
     event_id: str
+    source: int = NO_SOURCE  # with `offset`: the line whose bytes `digest` is of, not proven canonical yet
+    offset: int = 0
 
     def pack(self) -> bytes:
-        return (self.stream.encode() + b"\0" + _FIXED.pack(self.seq, self.digest, self.chain,
-                                                           self.key_id.encode()[:16], self.date_ms)
-                + self.event_id.encode()[:64])
+        return _pack(*self)
 
     @classmethod
     def unpack(cls, data: bytes) -> Entry:
         stream, _, rest = data.partition(b"\0")
-        seq, digest, chain, kid, date_ms = _FIXED.unpack_from(rest)
+        seq, digest, chain, kid, date_ms, source, offset = _FIXED.unpack_from(rest)
         return cls(stream.decode(), seq, digest, chain, kid.rstrip(b"\0").decode(), date_ms,
-                   rest[_FIXED.size:].decode())
+                   rest[_FIXED.size:].decode(), source, offset)
+
+    def same_record(self, other: Entry) -> bool:
+        """The same digest, chain value, key id, date and event id (wherever each was read)."""
+        return self[2:7] == other[2:7]
+
+
+def _pack(stream: str, seq: int, digest: bytes, chain: bytes, key_id: str, date_ms: int, event_id: str,
+          source: int = NO_SOURCE, offset: int = 0) -> bytes:
+    return b"".join((stream.encode(), b"\0", _FIXED.pack(seq, digest, chain, key_id.encode()[:16], date_ms, source,
+                                                          offset), event_id.encode()[:64]))
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: `name` for messages, `path` to read (standard input is spooled to a file first),
+    `whole` for a pretty-printed export read as one document."""
+
+    name: str
+    path: str
+    size: int
+    whole: bool = False
 
 
 # -- records out of exports ----------------------------------------------------------------------
-def _get(doc: Any, path: tuple[str, ...]) -> Any:
-    for part in path:
-        if not isinstance(doc, dict):
-            return None
-        doc = doc.get(part)
-    return doc
+def _first(record: dict[str, Any], paths: tuple[tuple[str, ...], ...], kind: type) -> Any:
+    """The first value at `paths` of type `kind` (never a bool), or None."""
+    for path in paths:
+        value = record.get(path[0])
+        for part in path[1:]:
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, kind) and value.__class__ is not bool:
+            return value
+    return None
 
 
 def records_in(doc: Any, source: bytes) -> Iterator[tuple[dict[str, Any], bytes]]:
@@ -105,10 +133,10 @@ def records_in(doc: Any, source: bytes) -> Iterator[tuple[dict[str, Any], bytes]
 
 
 def _date_ms(record: dict[str, Any]) -> int:
-    for path in DATE_PATHS:
-        value = _get(record, path)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+    for name in DATE_FIELDS:
+        value = record.get(name)
+        if value.__class__ is int:
+            return value  # type: ignore[no-any-return]
         if isinstance(value, str):
             try:
                 return parse_event_time_ms(value)
@@ -124,12 +152,15 @@ def entry_of(record: dict[str, Any], drop: tuple[str, ...] = (), source: bytes =
     chain_hex = record.pop(CHAIN_FIELD)
     for name in drop:
         record.pop(name, None)
-    return _entry(record, chain_hex, lambda: hashlib.sha256(canonical.encode(record, source)).digest())
+    return Entry(*_fields(record, chain_hex, lambda: hashlib.sha256(canonical.encode(record, source)).digest()))
 
 
-def _entry(record: dict[str, Any], chain_hex: Any, digest_of: Callable[[], bytes]) -> Entry:
+Fields = tuple[str, int, bytes, bytes, str, int, str]  # an Entry's, up to where it was read
+
+
+def _fields(record: dict[str, Any], chain_hex: Any, digest_of: Callable[[], bytes]) -> Fields:
     """The entry of a record without its chain field; `digest_of` runs only once the fields hold."""
-    seq = next((v for p in SEQ_PATHS if isinstance(v := _get(record, p), int) and not isinstance(v, bool)), None)
+    seq = _first(record, SEQ_PATHS, int)
     stream = record.get(STREAM_FIELD)
     try:
         chain = bytes.fromhex(chain_hex) if isinstance(chain_hex, str) else b""
@@ -138,87 +169,131 @@ def _entry(record: dict[str, Any], chain_hex: Any, digest_of: Callable[[], bytes
     if seq is None or not isinstance(stream, str) or len(chain) != 32 or "\0" in stream:
         raise Unreadable("a record with audit_chain but no valid audit_stream, sequence or chain value")
     digest = digest_of()
-    event_id = next((v for p in ID_PATHS if isinstance(v := _get(record, p), str)), "")
+    event_id = _first(record, ID_PATHS, str) or ""
     key_id = record.get(KEY_ID_FIELD)
-    return Entry(stream, seq, digest, chain, key_id if isinstance(key_id, str) else "", _date_ms(record), event_id)
+    return stream, seq, digest, chain, key_id if isinstance(key_id, str) else "", _date_ms(record), event_id
 
 
-class _Head(msgspec.Struct):
-    """The top-level fields an entry is made of (every path of SEQ_PATHS, ID_PATHS, DATE_PATHS);
-    decoding only these skips the rest of the line."""
-
-    audit_chain: Any = msgspec.UNSET
-    audit_stream: Any = msgspec.UNSET
-    audit_seq: Any = msgspec.UNSET
-    audit_key_id: Any = msgspec.UNSET
-    event: Any = msgspec.UNSET
-    metadata: Any = msgspec.UNSET
-    siem_event_id: Any = msgspec.UNSET
-    EventOriginalUid: Any = msgspec.UNSET  # noqa: N815
-    id: Any = msgspec.UNSET
-    siem_timestamp: Any = msgspec.UNSET
-    timestamp: Any = msgspec.field(default=msgspec.UNSET, name="@timestamp")
-    EventStartTime: Any = msgspec.UNSET  # noqa: N815
-    time: Any = msgspec.UNSET
-    eventDate: Any = msgspec.UNSET  # noqa: N815
-
-
-_HEAD_KEYS = [f.encode_name for f in msgspec.structs.fields(_Head)][1:]  # all but audit_chain
+# The top-level fields an entry is made of (every path of SEQ_PATHS and ID_PATHS, DATE_FIELDS);
+# decoding only these skips the rest of the line.
+_Head = TypedDict("_Head", dict.fromkeys(  # type: ignore[misc]
+    (CHAIN_FIELD, STREAM_FIELD, SEQ_FIELD, KEY_ID_FIELD, "event", "metadata", "siem_event_id", "EventOriginalUid",
+     "id", *DATE_FIELDS), Any), total=False)
 _head = msgspec.json.Decoder(_Head).decode
+_NEWLINE = frozenset(b"\r\n")
 
 
-def _sealed_entry(line: bytes) -> tuple[Entry, bytes] | None:
-    """A plain line as the shipper writes it: its entry, with the digest of its bytes (not proven
-    yet), and those bytes; None for anything else."""
-    line = line.rstrip()  # the newline
-    if not line.endswith(b'"}') or line[-_SEAL_BYTES:-66] != SEAL_HEAD or line[:1] != b"{":
+def quick_fields(line: bytes) -> Fields | None:
+    """A plain line as the shipper writes it: its entry, with the digest of its bytes as they
+    stand (proven, or replaced, by the walk); None for anything else."""
+    end = len(line)
+    while end and line[end - 1] in _NEWLINE:
+        end -= 1
+    body = memoryview(line)[:end]  # no copy of the line
+    if body[-2:] != b'"}' or body[-_SEAL_BYTES:-66] != SEAL_HEAD or body[:1] != b"{":
         return None
     try:
-        head = _head(line)
+        record: dict[str, Any] = _head(body)  # type: ignore[assignment]
     except (msgspec.DecodeError, RecursionError):
         return None
-    values = msgspec.structs.astuple(head)
-    record = {key: value for key, value in zip(_HEAD_KEYS, values[1:], strict=True) if value is not msgspec.UNSET}
-    digest = hashlib.sha256(line[:-_SEAL_BYTES] + b"}").digest()
+    digest = hashlib.sha256(body[:-_SEAL_BYTES])
+    digest.update(b"}")
     try:
-        return _entry(record, head.audit_chain, lambda: digest), line
+        return _fields(record, record.pop(CHAIN_FIELD, None), digest.digest)
     except Unreadable:
         return None
 
 
-def _proven(entry: Entry, before: bytes | None, keys: tuple[bytes | None, ...]) -> bool:
-    """Whether `entry`'s digest is the one the shipper chained: some chain value before it links to
-    its own with that digest (any claimed one will do: other bytes cannot give the same link)."""
-    return before is not None and any(link(before, entry.digest, key) == entry.chain for key in keys)
+def quick_entry(line: bytes, source: int, offset: int) -> Entry | None:
+    """quick_fields as an Entry read from `offset` of input `source`."""
+    found = quick_fields(line)
+    return None if found is None else Entry(*found, source, offset)
 
 
-def digest_batch(batch: tuple[list[tuple[str, int, bytes]], tuple[str, ...], tuple[bytes | None, ...]]
-                 ) -> tuple[list[bytes], list[str], int]:
-    """Worker: (packed entries, unreadable line references, lines that held no record of ours).
-    `keys`: the chain keys to try for the shortcut (None: plain SHA-256)."""
-    lines, drop, keys = batch
-    packed: list[bytes] = []
-    bad: list[str] = []
-    foreign = 0
-    quick = [None if drop else _sealed_entry(line) for _, _, line in lines]
-    # The chain values this batch holds, so a line's predecessor can prove it in either order
-    # (files run oldest first, Splunk's exports newest first).
-    chains = {(q[0].stream, q[0].seq): q[0].chain for q in quick if q is not None}
-    for (where, number, line), q in zip(lines, quick, strict=True):
-        if q is not None:
-            entry = q[0]
-            before = GENESIS if entry.seq == 1 else chains.get((entry.stream, entry.seq - 1))
-            if _proven(entry, before, keys):
-                packed.append(entry.pack())
-                continue
-        try:
-            found = [entry_of(r, drop, src).pack() for r, src in records_in(canonical.parse(line), line)]
-        except (msgspec.DecodeError, RecursionError, Unreadable, UnicodeError) as exc:
-            bad.append(f"{where}:{number}: {str(exc)[:80]}")
+class Job(NamedTuple):
+    """One worker task: the lines of input `source` that start in [start, end)."""
+
+    source: int
+    path: str
+    start: int
+    end: int
+    whole: bool
+    drop: tuple[str, ...]
+
+
+def plan_jobs(sources: list[Source], drop: tuple[str, ...]) -> Iterator[Job]:
+    for i, src in enumerate(sources):
+        if src.whole:
+            yield Job(i, src.path, 0, src.size, True, drop)
             continue
-        packed += found
-        foreign += not found
-    return packed, bad, foreign
+        for start in range(0, src.size, JOB_BYTES):
+            yield Job(i, src.path, start, min(start + JOB_BYTES, src.size), False, drop)
+
+
+def digest_range(job: Job) -> tuple[list[bytes], list[tuple[int, str]], int, int]:
+    """Worker: (packed entries, unreadable lines as (line number in the range, reason), lines that
+    held no record of ours, lines in the range)."""
+    packed: list[bytes] = []
+    bad: list[tuple[int, str]] = []
+    foreign = number = 0
+    with open(job.path, "rb") as fh:
+        if job.whole:
+            lines: Iterable[tuple[int, bytes]] = [(0, fh.read())]
+        else:
+            fh.seek(max(job.start - 1, 0))
+            if job.start:
+                fh.readline()  # the end of a line that started in the range before (or its newline)
+            lines = _lines_from(fh, fh.tell(), job.end)
+        for offset, line in lines:
+            number += 1
+            if not line.strip():
+                continue
+            if not job.drop and (quick := quick_fields(line)) is not None:
+                packed.append(_pack(*quick, job.source, offset))
+                continue
+            try:
+                found = [entry_of(r, job.drop, src).pack() for r, src in records_in(canonical.parse(line), line)]
+            except (msgspec.DecodeError, RecursionError, Unreadable, UnicodeError) as exc:
+                bad.append((number, str(exc)[:80]))
+                continue
+            packed += found
+            foreign += not found
+    packed.sort()  # here, in parallel: the sort of a run then merges sorted slices
+    return packed, bad, foreign, number
+
+
+def _lines_from(fh: BinaryIO, pos: int, end: int) -> Iterator[tuple[int, bytes]]:
+    while pos < end and (line := fh.readline()):
+        yield pos, line
+        pos += len(line)
+
+
+class Rereader:
+    """Reads a line again where the digest of its bytes did not link: its canonical digest decides."""
+
+    def __init__(self, sources: list[Source], drop: tuple[str, ...] = ()) -> None:
+        self.sources, self.drop = sources, drop
+        self.files: dict[int, BinaryIO] = {}
+
+    def __call__(self, entry: Entry) -> Entry:
+        fh = self.files.get(entry.source)
+        if fh is None:
+            fh = self.files[entry.source] = open(self.sources[entry.source].path, "rb")  # noqa: SIM115 - close()
+        fh.seek(entry.offset)
+        line = fh.readline()
+        try:
+            for record, src in records_in(canonical.parse(line), line):
+                found = entry_of(record, self.drop, src)
+                if (found.stream, found.seq) == (entry.stream, entry.seq):
+                    return found
+        except (msgspec.DecodeError, RecursionError, Unreadable, UnicodeError):
+            pass
+        return entry._replace(source=NO_SOURCE)  # unreadable now: its own digest stands (and breaks)
+
+    def close(self) -> None:
+        for fh in self.files.values():
+            fh.close()
+        self.files.clear()
 
 
 # -- the external sort -----------------------------------------------------------------------------
@@ -228,7 +303,7 @@ class Sorter:
     def __init__(self, run_entries: int = RUN_ENTRIES) -> None:
         self.run_entries = run_entries
         self.pending: list[bytes] = []
-        self.runs: list[BinaryIO] = []
+        self.runs: list[tuple[BinaryIO, bytes, bytes]] = []  # each run with its first and last entry
 
     def add(self, entries: Iterable[bytes]) -> None:
         self.pending.extend(entries)
@@ -238,20 +313,32 @@ class Sorter:
     def _spill(self) -> None:
         self.pending.sort()
         run = tempfile.TemporaryFile()  # noqa: SIM115 - read back by merged()
-        run.writelines(struct.pack(">H", len(e)) + e for e in self.pending)  # no second copy of the run
+        # Pickled in slices: written and read at C speed, and read back a slice at a time.
+        for i in range(0, len(self.pending), RUN_SLICE):
+            pickle.dump(self.pending[i:i + RUN_SLICE], run, pickle.HIGHEST_PROTOCOL)
         run.seek(0)
-        self.runs.append(run)
+        self.runs.append((run, self.pending[0], self.pending[-1]))
         self.pending = []
 
     def merged(self) -> Iterator[bytes]:
         self.pending.sort()
-        yield from heapq.merge(self.pending, *(_read_run(r) for r in self.runs))
+        runs = [(_read_run(f), first, last) for f, first, last in self.runs]
+        if self.pending:
+            runs.append((iter(self.pending), self.pending[0], self.pending[-1]))
+        # An export read in order gives runs that follow one another: no merge needed.
+        if all(a[2] <= b[1] for a, b in itertools.pairwise(runs)):
+            return itertools.chain.from_iterable(r[0] for r in runs)
+        return heapq.merge(*(r[0] for r in runs))
 
 
 def _read_run(run: BinaryIO) -> Iterator[bytes]:
     with run:
-        while head := run.read(2):
-            yield run.read(struct.unpack(">H", head)[0])
+        while True:
+            try:
+                part: list[bytes] = pickle.load(run)  # noqa: S301 - a file this process wrote a moment ago
+            except EOFError:
+                return
+            yield from part
 
 
 # -- the check ---------------------------------------------------------------------------------------
@@ -264,6 +351,7 @@ class StreamReport:
     first_date: str = ""
     last_date: str = ""
     duplicates: int = 0
+    reread: int = 0  # lines whose bytes were not the shipper's canonical ones: digested again, canonically
     gaps: list[dict[str, Any]] = field(default_factory=list)
     breaks: list[dict[str, Any]] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
@@ -274,20 +362,34 @@ class StreamReport:
         return not (self.gaps or self.breaks or self.conflicts)
 
 
+Reread = Callable[[Entry], Entry]
+# The walk reads a packed entry's fixed part in place: seq, digest and chain first; then the key
+# id and date, which with the event id make two entries the same record (where each was read,
+# source and offset, does not).
+_CORE = struct.Struct(">Q32s32s")
+_KID_AT, _DATE_AT = _CORE.size, _CORE.size + 16
+_SOURCE_AT = _DATE_AT + 8
+_DATE = struct.Struct(">q")
+_SOURCE = struct.Struct(">i")
+
+
 def check(entries: Iterator[bytes], keys: dict[str, ChainKey], default_key: ChainKey | None, *,
-          partial: bool = False, expected: dict[str, int] | None = None) -> list[StreamReport]:
+          partial: bool = False, expected: dict[str, int] | None = None,
+          reread: Reread | None = None) -> list[StreamReport]:
     """Walk the sorted entries stream by stream. A stream must start at sequence 1 unless
     `partial`; `expected` (from the shipper's state) gives each stream's last sequence written,
-    so records missing at the end, or a whole stream missing, are gaps too."""
+    so records missing at the end, or a whole stream missing, are gaps too. `reread` gives the
+    canonical entry of a line whose own bytes' digest is not proven (none: that digest stands)."""
     reports: list[StreamReport] = []
     walker: _Walk | None = None
+    name = b""
     for data in entries:
-        entry = Entry.unpack(data)
-        if walker is None or entry.stream != walker.report.stream:
+        if walker is None or not data.startswith(name):  # `name` ends with the NUL after it
             if walker is not None:
                 reports.append(walker.finish(expected))
-            walker = _Walk(entry.stream, keys, default_key, partial)
-        walker.take(entry, data)
+            name = data[:data.index(b"\0") + 1]
+            walker = _Walk(name[:-1].decode(), len(name), keys, default_key, partial, reread)
+        walker.take(data)
     if walker is not None:
         reports.append(walker.finish(expected))
     seen = {r.stream for r in reports}
@@ -300,57 +402,92 @@ def check(entries: Iterator[bytes], keys: dict[str, ChainKey], default_key: Chai
 
 
 class _Walk:
-    def __init__(self, stream: str, keys: dict[str, ChainKey], default_key: ChainKey | None, partial: bool) -> None:
+    """One stream's entries, in sequence order, read in place (they are unpacked only to report)."""
+
+    def __init__(self, stream: str, at: int, keys: dict[str, ChainKey], default_key: ChainKey | None, partial: bool,
+                 reread: Reread | None) -> None:
         self.report = StreamReport(stream)
+        self.at = at  # where the fixed part starts: after the stream's name and its NUL
         self.keys, self.key = keys, default_key
         self.partial = partial
-        self.prev: Entry | None = None
-        self.prev_data = b""
+        self.reread = reread
+        self.prev: bytes | None = None
+        self.prev_seq = 0
+        self.prev_chain = b""
 
-    def take(self, entry: Entry, data: bytes) -> None:
+    def _date(self, data: bytes) -> str:
+        return format_ms(_DATE.unpack_from(data, self.at + _DATE_AT)[0])
+
+    def _same_record(self, a: bytes, b: bytes) -> bool:
+        at = self.at
+        return a[at:at + _SOURCE_AT] == b[at:at + _SOURCE_AT] and a[at + _FIXED.size:] == b[at + _FIXED.size:]
+
+    def _canonical(self, data: bytes) -> bytes:
+        if self.reread is None or _SOURCE.unpack_from(data, self.at + _SOURCE_AT)[0] == NO_SOURCE:
+            return data
+        self.report.reread += 1
+        return self.reread(Entry.unpack(data)).pack()
+
+    def take(self, data: bytes) -> None:
         r, prev = self.report, self.prev
-        if prev is not None and entry.seq == prev.seq:
-            if data == self.prev_data:
+        seq = _CORE.unpack_from(data, self.at)[0]
+        if prev is not None and seq == self.prev_seq:
+            if not self._same_record(data, prev):
+                data, prev = self._canonical(data), self._canonical(prev)
+                self.prev = prev
+            if self._same_record(data, prev):
                 r.duplicates += 1
             else:
-                r.conflicts.append({"seq": entry.seq, "event_ids": sorted({prev.event_id, entry.event_id})})
+                ids = {Entry.unpack(prev).event_id, Entry.unpack(data).event_id}
+                r.conflicts.append({"seq": seq, "event_ids": sorted(ids)})
             return
         r.records += 1
         if prev is None:
-            r.first_seq, r.first_date = entry.seq, format_ms(entry.date_ms)
-            if entry.seq != 1 and self.partial:
-                r.notes.append(f"starts at sequence {entry.seq}: records before it are not in the input")
-            elif entry.seq != 1:
-                r.gaps.append({"missing_from": 1, "missing_to": entry.seq - 1, "after_date": "",
-                               "before_date": format_ms(entry.date_ms)})
-        elif entry.seq != prev.seq + 1:
-            r.gaps.append({"missing_from": prev.seq + 1, "missing_to": entry.seq - 1,
-                           "after_date": format_ms(prev.date_ms), "before_date": format_ms(entry.date_ms)})
-        self._link(entry, prev)
-        r.last_seq = entry.seq  # its date is formatted once, at the end
-        self.prev, self.prev_data = entry, data
+            r.first_seq, r.first_date = seq, self._date(data)
+            if seq != 1 and self.partial:
+                r.notes.append(f"starts at sequence {seq}: records before it are not in the input")
+            elif seq != 1:
+                r.gaps.append({"missing_from": 1, "missing_to": seq - 1, "after_date": "", "before_date": r.first_date})
+        elif seq != self.prev_seq + 1:
+            r.gaps.append({"missing_from": self.prev_seq + 1, "missing_to": seq - 1, "after_date": self._date(prev),
+                           "before_date": self._date(data)})
+        r.last_seq = seq  # its date is formatted once, at the end
+        self.prev = self._link(data, seq, prev)
+        self.prev_seq, self.prev_chain = seq, _CORE.unpack_from(self.prev, self.at)[2]
 
-    def _link(self, entry: Entry, prev: Entry | None) -> None:
-        if entry.key_id:
-            self.key = self.keys.get(entry.key_id)
+    def _link(self, data: bytes, seq: int, prev: bytes | None) -> bytes:
+        """The entry, its digest proven or made canonical; a break reported when it does not link."""
+        at = self.at
+        if data[at + _KID_AT] != 0:  # a key id: the first record after a rotation
+            key_id = Entry.unpack(data).key_id
+            self.key = self.keys.get(key_id)
             if self.key is None:
-                self.report.breaks.append({"seq": entry.seq, "event_id": entry.event_id,
-                                           "reason": f"signed with key {entry.key_id}, which was not given"})
-                return
-        if prev is not None and entry.seq != prev.seq + 1:
-            return  # across a gap the link cannot be checked; the gap is reported
-        before = GENESIS if prev is None and entry.seq == 1 else (prev.chain if prev is not None else None)
+                self._break(data, f"signed with key {key_id}, which was not given")
+                return data
+        if prev is not None and seq != self.prev_seq + 1:
+            return data  # across a gap the link cannot be checked; the gap is reported
+        before = GENESIS if prev is None and seq == 1 else (self.prev_chain if prev is not None else None)
         if before is None:
-            return
-        expected = link(before, entry.digest, self.key.key if self.key is not None else None)
-        if expected != entry.chain:
-            self.report.breaks.append({"seq": entry.seq, "event_id": entry.event_id,
-                                       "reason": "the chain value does not follow: the record or one before it "
-                                                 "was altered, or the wrong key was given"})
+            return data
+        key = self.key.key if self.key is not None else None
+        _, digest, chain = _CORE.unpack_from(data, at)
+        if link(before, digest, key) == chain:
+            return data  # the digest is the one chained: the bytes are the shipper's canonical bytes
+        data = self._canonical(data)
+        _, digest, chain = _CORE.unpack_from(data, at)
+        if _SOURCE.unpack_from(data, at + _SOURCE_AT)[0] == NO_SOURCE and link(before, digest, key) == chain:
+            return data
+        self._break(data, "the chain value does not follow: the record or one before it was altered, or the wrong "
+                          "key was given")
+        return data
+
+    def _break(self, data: bytes, reason: str) -> None:
+        entry = Entry.unpack(data)
+        self.report.breaks.append({"seq": entry.seq, "event_id": entry.event_id, "reason": reason})
 
     def finish(self, expected: dict[str, int] | None) -> StreamReport:
         if self.prev is not None:
-            self.report.last_date = format_ms(self.prev.date_ms)
+            self.report.last_date = self._date(self.prev)
         last = (expected or {}).get(self.report.stream, 0)
         if last > self.report.last_seq:
             self.report.gaps.append({"missing_from": self.report.last_seq + 1, "missing_to": last,
@@ -359,43 +496,30 @@ class _Walk:
 
 
 # -- driving it --------------------------------------------------------------------------------------
-def batches(lines: Iterator[tuple[str, int, bytes]], drop: tuple[str, ...],
-            keys: tuple[bytes | None, ...]) -> Iterator[Any]:
-    batch: list[tuple[str, int, bytes]] = []
-    for item in lines:
-        batch.append(item)
-        if len(batch) >= BATCH_LINES:
-            yield batch, drop, keys
-            batch = []
-    if batch:
-        yield batch, drop, keys
-
-
-def digest_all(lines: Iterator[tuple[str, int, bytes]], drop: tuple[str, ...], sorter: Sorter,
-               workers: int | None = None, keys: Iterable[ChainKey] = ()) -> tuple[list[str], int]:
-    """Digest every line (in worker processes when there are cores to spare) into `sorter`.
-    `keys`: the HMAC keys given (none: the chains are plain SHA-256)."""
-    key_bytes: tuple[bytes | None, ...] = tuple(k.key for k in keys) or (None,)
+def digest_all(sources: list[Source], drop: tuple[str, ...], sorter: Sorter,
+               workers: int | None = None) -> tuple[list[str], int]:
+    """Digest every input into `sorter`, in worker processes when there are cores to spare:
+    (unreadable lines as `name:line: reason`, lines that held no record of ours)."""
+    jobs = list(plan_jobs(sources, drop))
     bad: list[str] = []
     foreign = 0
+    lines_before = [0] * len(sources)  # per input: lines in the jobs already taken (they come in order)
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
-    if workers <= 1:
-        results: Iterable[tuple[list[bytes], list[str], int]] = map(digest_batch, batches(lines, drop, key_bytes))
-        for packed, errors, other in results:
-            sorter.add(packed)
-            bad += errors
-            foreign += other
-        return bad, foreign
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_default_signals)
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_default_signals) if workers > 1 else None
     try:
-        for packed, errors, other in pool.imap(digest_batch, batches(lines, drop, key_bytes), chunksize=1):
+        results = pool.imap(digest_range, jobs, chunksize=1) if pool is not None else map(digest_range, jobs)
+        for job, (packed, errors, other, lines) in zip(jobs, results, strict=True):
             sorter.add(packed)
-            bad += errors
+            name, base = sources[job.source].name, lines_before[job.source]
+            bad += [f"{name}:{base + number}: {reason}" for number, reason in errors]
+            lines_before[job.source] += lines
             foreign += other
-        pool.close()
+        if pool is not None:
+            pool.close()
     finally:
-        pool.terminate()
-        pool.join()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     return bad, foreign
 
 
