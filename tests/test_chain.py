@@ -258,6 +258,11 @@ def test_a_line_whose_bytes_are_not_canonical_is_read_again_and_verifies(tmp_pat
         proc = _verify(tmp_path, order, "--json")
         assert proc.returncode == 0, proc.stdout.decode()
         assert json.loads(proc.stdout)["streams"][0]["reread"] == 1
+    # Both forms of the same record: an identical repeat, not a conflict, in either order.
+    for both in (lines + [spaced[150]], [spaced[150], *lines]):
+        proc = _verify(tmp_path, both, "--json")
+        assert proc.returncode == 0, proc.stdout.decode()
+        assert json.loads(proc.stdout)["streams"][0]["duplicates"] == 1
 
 
 def test_verify_reads_inputs_in_ranges_that_cut_lines_anywhere(tmp_path: Path, clean: tuple[Path, list[bytes]],

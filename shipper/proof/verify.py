@@ -414,6 +414,7 @@ class _Walk:
         self.prev: bytes | None = None
         self.prev_seq = 0
         self.prev_chain = b""
+        self.prev_proven = False  # its digest linked: it is the canonical one
 
     def _date(self, data: bytes) -> str:
         return format_ms(_DATE.unpack_from(data, self.at + _DATE_AT)[0])
@@ -433,8 +434,9 @@ class _Walk:
         seq = _CORE.unpack_from(data, self.at)[0]
         if prev is not None and seq == self.prev_seq:
             if not self._same_record(data, prev):
-                data, prev = self._canonical(data), self._canonical(prev)
-                self.prev = prev
+                data = self._canonical(data)
+                if not self.prev_proven:
+                    prev = self.prev = self._canonical(prev)
             if self._same_record(data, prev):
                 r.duplicates += 1
             else:
@@ -452,34 +454,35 @@ class _Walk:
             r.gaps.append({"missing_from": self.prev_seq + 1, "missing_to": seq - 1, "after_date": self._date(prev),
                            "before_date": self._date(data)})
         r.last_seq = seq  # its date is formatted once, at the end
-        self.prev = self._link(data, seq, prev)
+        self.prev, self.prev_proven = self._link(data, seq, prev)
         self.prev_seq, self.prev_chain = seq, _CORE.unpack_from(self.prev, self.at)[2]
 
-    def _link(self, data: bytes, seq: int, prev: bytes | None) -> bytes:
-        """The entry, its digest proven or made canonical; a break reported when it does not link."""
+    def _link(self, data: bytes, seq: int, prev: bytes | None) -> tuple[bytes, bool]:
+        """The entry, its digest made canonical where its bytes' did not link, and whether it
+        linked; a break reported when it does not."""
         at = self.at
         if data[at + _KID_AT] != 0:  # a key id: the first record after a rotation
             key_id = Entry.unpack(data).key_id
             self.key = self.keys.get(key_id)
             if self.key is None:
                 self._break(data, f"signed with key {key_id}, which was not given")
-                return data
+                return data, False
         if prev is not None and seq != self.prev_seq + 1:
-            return data  # across a gap the link cannot be checked; the gap is reported
+            return data, False  # across a gap the link cannot be checked; the gap is reported
         before = GENESIS if prev is None and seq == 1 else (self.prev_chain if prev is not None else None)
         if before is None:
-            return data
+            return data, False
         key = self.key.key if self.key is not None else None
         _, digest, chain = _CORE.unpack_from(data, at)
         if link(before, digest, key) == chain:
-            return data  # the digest is the one chained: the bytes are the shipper's canonical bytes
+            return data, True  # the digest is the one chained: the bytes are the shipper's canonical bytes
         data = self._canonical(data)
         _, digest, chain = _CORE.unpack_from(data, at)
         if _SOURCE.unpack_from(data, at + _SOURCE_AT)[0] == NO_SOURCE and link(before, digest, key) == chain:
-            return data
+            return data, True
         self._break(data, "the chain value does not follow: the record or one before it was altered, or the wrong "
                           "key was given")
-        return data
+        return data, False
 
     def _break(self, data: bytes, reason: str) -> None:
         entry = Entry.unpack(data)
