@@ -23,6 +23,7 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import re
 import signal
 import struct
 import tempfile
@@ -181,6 +182,9 @@ _Head = TypedDict("_Head", dict.fromkeys(  # type: ignore[misc]
      "id", *DATE_FIELDS), Any), total=False)
 _head = msgspec.json.Decoder(_Head).decode
 _NEWLINE = frozenset(b"\r\n")
+# An escape RFC 8785 never writes: anything but \" \\ \b \f \n \r \t and \u0000..\u001f. (A literal
+# backslash before a `u` matches too: that line only takes the long way.)
+_FOREIGN_ESCAPE = re.compile(rb'\\(?:[^"\\bfnrtu]|u(?!00[01][0-9a-f]))')
 
 
 def quick_fields(line: bytes) -> Fields | None:
@@ -192,6 +196,8 @@ def quick_fields(line: bytes) -> Fields | None:
     body = memoryview(line)[:end]  # no copy of the line
     if body[-2:] != b'"}' or body[-_SEAL_BYTES:-66] != SEAL_HEAD or body[:1] != b"{":
         return None
+    if line.isascii() and b"\\" in line and _FOREIGN_ESCAPE.search(line):
+        return None  # re-serialized (Fluent Bit writes \/ and \u00e9): the long way, here in the worker
     try:
         record: dict[str, Any] = _head(body)  # type: ignore[assignment]
     except (msgspec.DecodeError, RecursionError):
@@ -517,12 +523,14 @@ def digest_all(sources: list[Source], drop: tuple[str, ...], sorter: Sorter,
             bad += [f"{name}:{base + number}: {reason}" for number, reason in errors]
             lines_before[job.source] += lines
             foreign += other
-        if pool is not None:
-            pool.close()
-    finally:
+    except BaseException:
         if pool is not None:
             pool.terminate()
             pool.join()
+        raise
+    if pool is not None:  # every result taken: the workers end on the pool's sentinels
+        pool.close()
+        pool.join()
     return bad, foreign
 
 
