@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shutil
 import stat
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Any, BinaryIO
 
 import msgspec
@@ -36,20 +37,32 @@ def _sources(paths: list[str]) -> Iterator[list[Source]]:
     with ExitStack() as stack:
         for path in paths:
             try:
-                fh = sys.stdin.buffer if path == "-" else stack.enter_context(open(path, "rb"))  # noqa: SIM115
-                read_from = path
-                if path == "-" or not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                    spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix="gas-verify-"))
-                    shutil.copyfileobj(fh, spool, 1 << 20)
-                    spool.flush()
-                    read_from = spool.name
-                with open(read_from, "rb") as data:
-                    size = os.fstat(data.fileno()).st_size
-                    whole = bool(size) and _single_document(data)
+                with (nullcontext(sys.stdin.buffer) if path == "-" else open(path, "rb")) as fh:
+                    read_from = path
+                    if path == "-" or not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                        read_from = _spool(fh, path, stack)
             except OSError as exc:
                 raise ConfigError(f"verify: cannot read {path!r} ({exc.strerror}); give an existing file") from None
+            with open(read_from, "rb") as data:  # closed again: the workers open what they read
+                size = os.fstat(data.fileno()).st_size
+                whole = bool(size) and _single_document(data)
             sources.append(Source("<stdin>" if path == "-" else path, read_from, size, whole))
         yield sources
+
+
+def _spool(fh: BinaryIO, path: str, stack: ExitStack) -> str:
+    """A copy of a stream in a temporary file (removed when `stack` closes)."""
+    spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix="gas-verify-"))  # noqa: SIM115 - the stack closes it
+    try:
+        shutil.copyfileobj(fh, spool, 1 << 20)
+        spool.flush()
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise ConfigError(f"verify: cannot copy {path!r} to {tempfile.gettempdir()} ({exc.strerror}): standard "
+                          "input and pipes are copied to a temporary file first; set TMPDIR to a disk with room for "
+                          "the export, or give the export as a file") from None
+    return spool.name
 
 
 def _single_document(fh: BinaryIO) -> bool:
@@ -108,12 +121,13 @@ def cmd_verify(args: argparse.Namespace, lifecycle: Lifecycle) -> int:
     drop = tuple(args.drop or ())
     with _sources(args.files or ["-"]) as sources:
         sorter = Sorter()
-        bad, foreign = digest_all(sources, drop, sorter)
+        bad, foreign = digest_all(sources, drop, sorter, stopped=lifecycle.stop.is_set)
         reread = Rereader(sources, drop)
         try:
             reports = check(sorter.merged(), keys, default, partial=args.partial, expected=expected, reread=reread)
         finally:
             reread.close()
+        bad += reread.unreadable
     if args.json:
         doc: dict[str, Any] = {"ok": bool(reports) and all(r.ok for r in reports) and not bad,
                                "streams": reports, "unreadable": bad, "foreign_lines": foreign}

@@ -17,6 +17,7 @@ decides. SIEM wrappers and re-serialized records are canonicalized by the worker
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import itertools
@@ -27,18 +28,25 @@ import re
 import signal
 import struct
 import tempfile
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple, TypedDict
 
 import msgspec
 
+from ..errors import ShipperError
 from ..models import format_ms, parse_event_time_ms
 from . import canonical
 from .chain import CHAIN_FIELD, GENESIS, KEY_ID_FIELD, SEAL_HEAD, SEQ_FIELD, STREAM_FIELD, ChainKey, link
 
 RUN_ENTRIES = 100_000  # ~20 MB of entries in memory at most
-RUN_SLICE = 4_096  # what merging holds of each spilled run
+RUN_SLICE = 2_048  # what merging holds of each spilled run
+FAN_IN = 16  # runs merged into one
 JOB_BYTES = 4 << 20  # one worker task: the lines that start in 4 MiB of an input
 SEQ_PATHS = ((SEQ_FIELD,), ("event", "sequence"), ("metadata", "sequence"))
 ID_PATHS = (("siem_event_id",), ("event", "id"), ("metadata", "uid"), ("EventOriginalUid",), ("id",))
@@ -72,8 +80,8 @@ class Entry(NamedTuple):
     def unpack(cls, data: bytes) -> Entry:
         stream, _, rest = data.partition(b"\0")
         seq, digest, chain, kid, date_ms, source, offset = _FIXED.unpack_from(rest)
-        return cls(stream.decode(), seq, digest, chain, kid.rstrip(b"\0").decode(), date_ms,
-                   rest[_FIXED.size:].decode(), source, offset)
+        return cls(stream.decode(), seq, digest, chain, kid.rstrip(b"\0").decode("utf-8", "replace"), date_ms,
+                   rest[_FIXED.size:].decode("utf-8", "replace"), source, offset)  # an id cut at 64 bytes
 
     def same_record(self, other: Entry) -> bool:
         """The same digest, chain value, key id, date and event id (wherever each was read)."""
@@ -156,6 +164,10 @@ def entry_of(record: dict[str, Any], drop: tuple[str, ...] = (), source: bytes =
     return Entry(*_fields(record, chain_hex, lambda: hashlib.sha256(canonical.encode(record, source)).digest()))
 
 
+# A SIEM answer holds many records in one document: scan it once, not once per record.
+_sort_matters = functools.lru_cache(maxsize=4)(canonical.sort_matters)
+
+
 Fields = tuple[str, int, bytes, bytes, str, int, str]  # an Entry's, up to where it was read
 
 
@@ -167,12 +179,14 @@ def _fields(record: dict[str, Any], chain_hex: Any, digest_of: Callable[[], byte
         chain = bytes.fromhex(chain_hex) if isinstance(chain_hex, str) else b""
     except ValueError:
         chain = b""
-    if seq is None or not isinstance(stream, str) or len(chain) != 32 or "\0" in stream:
+    if seq is None or not 0 < seq < 2**63 or not isinstance(stream, str) or len(chain) != 32 or "\0" in stream:
         raise Unreadable("a record with audit_chain but no valid audit_stream, sequence or chain value")
     digest = digest_of()
     event_id = _first(record, ID_PATHS, str) or ""
     key_id = record.get(KEY_ID_FIELD)
-    return stream, seq, digest, chain, key_id if isinstance(key_id, str) else "", _date_ms(record), event_id
+    date_ms = _date_ms(record)
+    return (stream, seq, digest, chain, key_id if isinstance(key_id, str) else "",
+            date_ms if -(2**63) <= date_ms < 2**63 else 0, event_id)
 
 
 # The top-level fields an entry is made of (every path of SEQ_PATHS and ID_PATHS, DATE_FIELDS);
@@ -254,7 +268,7 @@ def digest_range(job: Job) -> tuple[list[bytes], list[tuple[int, str]], int, int
             number += 1
             if not line.strip():
                 continue
-            if not job.drop and (quick := quick_fields(line)) is not None:
+            if not (job.drop or job.whole) and (quick := quick_fields(line)) is not None:
                 packed.append(_pack(*quick, job.source, offset))
                 continue
             try:
@@ -275,16 +289,19 @@ def _lines_from(fh: BinaryIO, pos: int, end: int) -> Iterator[tuple[int, bytes]]
 
 
 class Rereader:
-    """Reads a line again where the digest of its bytes did not link: its canonical digest decides."""
+    """Reads a line again where the digest of its bytes did not link: its canonical digest decides.
+    A line that no longer parses (invalid UTF-8, say) is listed in `unreadable`."""
 
     def __init__(self, sources: list[Source], drop: tuple[str, ...] = ()) -> None:
         self.sources, self.drop = sources, drop
-        self.files: dict[int, BinaryIO] = {}
+        self.unreadable: list[str] = []
+        self._open: tuple[int, BinaryIO] | None = None  # one handle at a time: inputs may be many
 
     def __call__(self, entry: Entry) -> Entry:
-        fh = self.files.get(entry.source)
-        if fh is None:
-            fh = self.files[entry.source] = open(self.sources[entry.source].path, "rb")  # noqa: SIM115 - close()
+        if self._open is None or self._open[0] != entry.source:
+            self.close()
+            self._open = (entry.source, open(self.sources[entry.source].path, "rb"))  # noqa: SIM115 - close()
+        fh = self._open[1]
         fh.seek(entry.offset)
         line = fh.readline()
         try:
@@ -292,24 +309,26 @@ class Rereader:
                 found = entry_of(record, self.drop, src)
                 if (found.stream, found.seq) == (entry.stream, entry.seq):
                     return found
-        except (msgspec.DecodeError, RecursionError, Unreadable, UnicodeError):
-            pass
-        return entry._replace(source=NO_SOURCE)  # unreadable now: its own digest stands (and breaks)
+        except (msgspec.DecodeError, RecursionError, Unreadable, UnicodeError) as exc:
+            self.unreadable.append(f"{self.sources[entry.source].name}: byte {entry.offset}: {str(exc)[:80]}")
+        return entry._replace(source=NO_SOURCE)  # its own digest stands (and breaks)
 
     def close(self) -> None:
-        for fh in self.files.values():
-            fh.close()
-        self.files.clear()
+        if self._open is not None:
+            self._open[1].close()
+            self._open = None
 
 
 # -- the external sort -----------------------------------------------------------------------------
 class Sorter:
-    """Sorts packed entries; spills sorted runs to temporary files beyond RUN_ENTRIES."""
+    """Sorts packed entries; spills sorted runs to temporary files beyond RUN_ENTRIES, and merges
+    every FAN_IN runs of one size into one of the next, so that open runs, and what a merge holds
+    of them, stay few however large the input."""
 
     def __init__(self, run_entries: int = RUN_ENTRIES) -> None:
         self.run_entries = run_entries
         self.pending: list[bytes] = []
-        self.runs: list[tuple[BinaryIO, bytes, bytes]] = []  # each run with its first and last entry
+        self.runs: list[_Run] = []
 
     def add(self, entries: Iterable[bytes]) -> None:
         self.pending.extend(entries)
@@ -318,23 +337,55 @@ class Sorter:
 
     def _spill(self) -> None:
         self.pending.sort()
-        run = tempfile.TemporaryFile()  # noqa: SIM115 - read back by merged()
-        # Pickled in slices: written and read at C speed, and read back a slice at a time.
-        for i in range(0, len(self.pending), RUN_SLICE):
-            pickle.dump(self.pending[i:i + RUN_SLICE], run, pickle.HIGHEST_PROTOCOL)
-        run.seek(0)
-        self.runs.append((run, self.pending[0], self.pending[-1]))
+        self.runs.append(_write_run(self.pending, 0))
         self.pending = []
+        level = 0
+        while len(same := [r for r in self.runs if r.level == level]) >= FAN_IN:
+            self.runs = [r for r in self.runs if r.level != level]
+            self.runs.append(_write_run(_stream(same), level + 1))
+            level += 1
 
     def merged(self) -> Iterator[bytes]:
         self.pending.sort()
-        runs = [(_read_run(f), first, last) for f, first, last in self.runs]
+        runs = sorted(self.runs, key=lambda r: r.first)
         if self.pending:
-            runs.append((iter(self.pending), self.pending[0], self.pending[-1]))
-        # An export read in order gives runs that follow one another: no merge needed.
-        if all(a[2] <= b[1] for a, b in itertools.pairwise(runs)):
-            return itertools.chain.from_iterable(r[0] for r in runs)
-        return heapq.merge(*(r[0] for r in runs))
+            runs.append(_Run(None, self.pending[0], self.pending[-1], 0, self.pending))
+        return _stream(runs)
+
+
+class _Run(NamedTuple):
+    file: BinaryIO | None
+    first: bytes
+    last: bytes
+    level: int  # 0: spilled; n: merged from FAN_IN runs of level n - 1
+    entries: list[bytes] | None = None  # the unspilled rest, in memory
+
+    def read(self) -> Iterator[bytes]:
+        if self.entries is not None:
+            return iter(self.entries)
+        assert self.file is not None
+        return _read_run(self.file)
+
+
+def _stream(runs: list[_Run]) -> Iterator[bytes]:
+    """The entries of sorted runs in order: chained when they follow one another (an export read
+    in order), merged otherwise."""
+    runs = sorted(runs, key=lambda r: r.first)
+    if all(a.last <= b.first for a, b in itertools.pairwise(runs)):
+        return itertools.chain.from_iterable(r.read() for r in runs)
+    return heapq.merge(*(r.read() for r in runs))
+
+
+def _write_run(entries: Iterable[bytes], level: int) -> _Run:
+    run = tempfile.TemporaryFile()  # noqa: SIM115 - read back, and closed, by _read_run
+    first = last = b""
+    it = iter(entries)
+    # Pickled in slices: written and read at C speed, and read back a slice at a time.
+    while part := list(itertools.islice(it, RUN_SLICE)):
+        pickle.dump(part, run, pickle.HIGHEST_PROTOCOL)
+        first, last = first or part[0], part[-1]
+    run.seek(0)
+    return _Run(run, first, last, level)
 
 
 def _read_run(run: BinaryIO) -> Iterator[bytes]:
@@ -453,7 +504,8 @@ class _Walk:
         if prev is None:
             r.first_seq, r.first_date = seq, self._date(data)
             if seq != 1 and self.partial:
-                r.notes.append(f"starts at sequence {seq}: records before it are not in the input")
+                r.notes.append(f"starts at sequence {seq}: records before it are not in the input, so this first "
+                               "record's own content cannot be proven (the chain proves the records after it)")
             elif seq != 1:
                 r.gaps.append({"missing_from": 1, "missing_to": seq - 1, "after_date": "", "before_date": r.first_date})
         elif seq != self.prev_seq + 1:
@@ -478,8 +530,17 @@ class _Walk:
         before = GENESIS if prev is None and seq == 1 else (self.prev_chain if prev is not None else None)
         if before is None:
             return data, False
-        key = self.key.key if self.key is not None else None
         _, digest, chain = _CORE.unpack_from(data, at)
+        if self.key is None and self.keys:  # keys given: the chain is HMAC, never plain SHA-256
+            self.key = next((k for k in self.keys.values() if link(before, digest, k.key) == chain), None)
+            if self.key is None:
+                data = self._canonical(data)
+                _, digest, chain = _CORE.unpack_from(data, at)
+                self.key = next((k for k in self.keys.values() if link(before, digest, k.key) == chain), None)
+            if self.key is None:
+                self._break(data, "no key given links this record (with --key-file every record must be signed)")
+                return data, False
+        key = self.key.key if self.key is not None else None
         if link(before, digest, key) == chain:
             return data, True  # the digest is the one chained: the bytes are the shipper's canonical bytes
         data = self._canonical(data)
@@ -505,36 +566,76 @@ class _Walk:
 
 
 # -- driving it --------------------------------------------------------------------------------------
-def digest_all(sources: list[Source], drop: tuple[str, ...], sorter: Sorter,
-               workers: int | None = None) -> tuple[list[str], int]:
+def digest_all(sources: list[Source], drop: tuple[str, ...], sorter: Sorter, workers: int | None = None,
+               stopped: Callable[[], bool] = lambda: False) -> tuple[list[str], int]:
     """Digest every input into `sorter`, in worker processes when there are cores to spare:
-    (unreadable lines as `name:line: reason`, lines that held no record of ours)."""
-    jobs = list(plan_jobs(sources, drop))
+    (unreadable lines as `name:line: reason`, lines that held no record of ours). `stopped` is
+    polled while waiting: a stop signal ends the run with Stopped."""
     bad: list[str] = []
     foreign = 0
     lines_before = [0] * len(sources)  # per input: lines in the jobs already taken (they come in order)
-    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_default_signals) if workers > 1 else None
-    try:
-        results = pool.imap(digest_range, jobs, chunksize=1) if pool is not None else map(digest_range, jobs)
-        for job, (packed, errors, other, lines) in zip(jobs, results, strict=True):
-            sorter.add(packed)
-            name, base = sources[job.source].name, lines_before[job.source]
-            bad += [f"{name}:{base + number}: {reason}" for number, reason in errors]
-            lines_before[job.source] += lines
-            foreign += other
-    except BaseException:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        raise
-    if pool is not None:  # every result taken: the workers end on the pool's sentinels
-        pool.close()
-        pool.join()
+    for job, (packed, errors, other, lines) in _results(list(plan_jobs(sources, drop)), workers, stopped):
+        sorter.add(packed)
+        name, base = sources[job.source].name, lines_before[job.source]
+        bad += [f"{name}:{base + number}: {reason}" for number, reason in errors]
+        lines_before[job.source] += lines
+        foreign += other
     return bad, foreign
 
 
-def _default_signals() -> None:
-    """A worker process ends on SIGTERM (the pool's way to stop it), unlike the shipper."""
+class Stopped(ShipperError):
+    """A stop signal arrived before every input was read: nothing is proven."""
+
+
+def _results(jobs: list[Job], workers: int | None, stopped: Callable[[], bool]) -> Iterator[tuple[Job, Any]]:
+    """Each job with its result, in order. At most two jobs per worker are ahead of the one
+    awaited, so results never pile up; a worker killed by a signal breaks the pool rather than
+    leaving a wait without end."""
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    if workers <= 1:
+        for job in jobs:
+            if stopped():
+                raise Stopped(STOPPED)
+            yield job, digest_range(job)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_worker_signals) as pool:
+        ahead: deque[tuple[Job, Future[Any]]] = deque()
+        pending = iter(jobs)
+        try:
+            for job in itertools.islice(pending, 2 * workers):
+                ahead.append((job, pool.submit(digest_range, job)))
+            while ahead:
+                job, future = ahead.popleft()
+                while not stopped():
+                    try:
+                        result = future.result(timeout=0.5)
+                        break
+                    except FutureTimeout:
+                        continue
+                    except BrokenProcessPool:
+                        time.sleep(0.2)  # a signal to the process group reaches this process too
+                        if stopped():
+                            break
+                        raise ShipperError("verify: a worker process died (killed, or out of memory?); nothing is "
+                                           "proven; run verify again") from None
+                else:
+                    raise Stopped(STOPPED)
+                if stopped():
+                    raise Stopped(STOPPED)
+                if (more := next(pending, None)) is not None:
+                    ahead.append((more, pool.submit(digest_range, more)))
+                yield job, result
+        finally:
+            for _, future in ahead:
+                future.cancel()
+
+
+STOPPED = "verify: stopped by a signal before every input was read; nothing is proven"
+
+
+def _worker_signals() -> None:
+    """Signals to the process group are the parent's to handle: it stops the run and lets the
+    workers finish the job in hand (a worker killed mid-answer can leave the pool waiting)."""
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
+        signal.signal(sig, signal.SIG_IGN)
