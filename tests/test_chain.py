@@ -329,3 +329,23 @@ def test_the_external_sort_is_exact_and_keeps_few_runs(monkeypatch: pytest.Monke
             sorter.add(data[i:i + 50])
         assert len(sorter.runs) <= 2 * 6  # FAN_IN - 1 per level, log3(3000) levels
         assert list(sorter.merged()) == sorted(data)
+
+
+def test_verify_review_cases(tmp_path: Path, clean: tuple[Path, list[bytes]]) -> None:
+    """A one-record pretty-printed document verifies; a line that is not UTF-8 is unreadable (exit
+    2), not a break; with two keys given, a plain SHA-256 chain (anyone can recompute it) fails."""
+    _, lines = clean
+    whole = tmp_path / "whole.json"
+    whole.write_bytes(b"{\n" + lines[0][1:] + b"\n")
+    assert run_cli("verify", str(whole)).returncode == 0
+    broken = lines[:]
+    broken[4] = broken[4].replace(b'"siem_actor_name":"', b'"siem_actor_name":"\xff', 1)
+    assert broken[4] != lines[4]
+    proc = _verify(tmp_path, broken)
+    assert proc.returncode == 2 and b"unreadable" in proc.stdout, proc.stdout.decode()
+    keys = []
+    for name in ("a.key", "b.key"):
+        keys += ["--key-file", str(tmp_path / name)]
+        (tmp_path / name).write_bytes(os.urandom(32).hex().encode())
+    proc = _verify(tmp_path, lines, *keys)
+    assert proc.returncode == 1 and b"no key given links this record" in proc.stdout, proc.stdout.decode()[:500]
