@@ -47,6 +47,7 @@ from .chain import CHAIN_FIELD, GENESIS, KEY_ID_FIELD, SEAL_HEAD, SEQ_FIELD, STR
 RUN_ENTRIES = 100_000  # ~20 MB of entries in memory at most
 RUN_SLICE = 2_048  # what merging holds of each spilled run
 FAN_IN = 16  # runs merged into one
+AHEAD_PER_WORKER = 8  # jobs handed out ahead of the one awaited (~0.5 MB of results each)
 JOB_BYTES = 4 << 20  # one worker task: the lines that start in 4 MiB of an input
 SEQ_PATHS = ((SEQ_FIELD,), ("event", "sequence"), ("metadata", "sequence"))
 ID_PATHS = (("siem_event_id",), ("event", "id"), ("metadata", "uid"), ("EventOriginalUid",), ("id",))
@@ -588,9 +589,9 @@ class Stopped(ShipperError):
 
 
 def _results(jobs: list[Job], workers: int | None, stopped: Callable[[], bool]) -> Iterator[tuple[Job, Any]]:
-    """Each job with its result, in order. At most two jobs per worker are ahead of the one
-    awaited, so results never pile up; a worker killed by a signal breaks the pool rather than
-    leaving a wait without end."""
+    """Each job with its result, in order. At most AHEAD_PER_WORKER jobs per worker are ahead of
+    the one awaited: enough that workers never wait while this process sorts a run, few enough
+    that results never pile up."""
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     if workers <= 1:
         for job in jobs:
@@ -603,7 +604,7 @@ def _results(jobs: list[Job], workers: int | None, stopped: Callable[[], bool]) 
         ahead: deque[tuple[Job, Future[Any]]] = deque()
         pending = iter(jobs)
         try:
-            for job in itertools.islice(pending, 2 * workers):
+            for job in itertools.islice(pending, AHEAD_PER_WORKER * workers):
                 ahead.append((job, pool.submit(digest_range, job)))
             while ahead:
                 job, future = ahead.popleft()
