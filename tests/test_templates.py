@@ -916,13 +916,14 @@ def interval_alternative_problems(text: str) -> list[str]:
 
 
 def fb_parsers_file(cfg: FbConfig, config: Path) -> list[FbSection]:
-    """The parsers of a classic config: its parsers_file, which must be configs/fluent-bit/parsers.conf."""
+    """The parsers of a classic config: its parsers_file, which must be configs/fluent-bit/parsers.conf
+    or a byte-identical copy of it (the sidecar directory carries one, so it stands alone)."""
     if cfg.fmt == "yaml":
         return []
     rel = fb_get(cfg.of("SERVICE")[0], "parsers_file")
     assert rel, f"{config.name}: [SERVICE] parsers_file is not set"
     path = Path(rel) if rel.startswith("/") else config.parent / rel
-    assert path.resolve() == FB_PARSERS.resolve(), f"{config.name}: parsers_file {rel} is not {FB_PARSERS}"
+    assert path.read_bytes() == FB_PARSERS.read_bytes(), f"{config.name}: parsers_file {rel} is not {FB_PARSERS}"
     return harness.parse_classic(path.read_text())
 
 
