@@ -17,7 +17,6 @@ decides. SIEM wrappers and re-serialized records are canonicalized by the worker
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import heapq
 import itertools
@@ -164,9 +163,6 @@ def entry_of(record: dict[str, Any], drop: tuple[str, ...] = (), source: bytes =
         record.pop(name, None)
     return Entry(*_fields(record, chain_hex, lambda: hashlib.sha256(canonical.encode(record, source)).digest()))
 
-
-# A SIEM answer holds many records in one document: scan it once, not once per record.
-_sort_matters = functools.lru_cache(maxsize=4)(canonical.sort_matters)
 
 
 Fields = tuple[str, int, bytes, bytes, str, int, str]  # an Entry's, up to where it was read
